@@ -1,0 +1,115 @@
+#pragma once
+
+// The HTTP + WebSocket front door of a node (Boost.Beast on its own io_context threads).
+
+#include "messages/event.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace sluice {
+class metrics_registry;
+}
+
+namespace sluice::gateway {
+
+/// Outcome of handing a batch to the ingest log.
+struct commit_result {
+  /// Empty on success. Otherwise why the batch was not committed; the gateway answers 503.
+  std::string error;
+  /// Seconds a client should wait before retrying when `error` is set (0: the gateway picks 1).
+  uint32_t retry_after_s = 0;
+  /// Offsets of the first and last committed event (0 when nothing was committed).
+  log_offset first = 0;
+  log_offset last = 0;
+};
+
+/// Called exactly once per submitted batch, on an arbitrary thread.
+using commit_callback = std::function<void(commit_result)>;
+
+/// Where the gateway hands decoded batches. Implemented over the ingest-log actor by the app; tests
+/// may implement it directly.
+class ingest_port {
+public:
+  virtual ~ingest_port() = default;
+  /// Takes ownership of `events` (non-empty) and calls `done` once they are durable (or failed).
+  virtual void submit(event_batch events, commit_callback done) = 0;
+};
+
+/// A request as seen by an endpoint handler.
+struct http_request {
+  std::string method;            ///< "GET", "POST", ...
+  std::string target;            ///< raw target including the query string
+  std::string path;              ///< target without the query string
+  std::map<std::string, std::string> query;  ///< decoded query parameters
+  std::map<std::string, std::string> params; ///< `{name}` segments matched by the endpoint pattern
+  std::map<std::string, std::string> headers; ///< lower-cased header names
+  std::string body;
+};
+
+/// A response produced by an endpoint handler.
+struct http_response {
+  unsigned status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers; ///< extra headers (e.g. Retry-After)
+};
+
+/// Sends the response; callable once, from any thread (it posts onto the connection's strand).
+using responder = std::function<void(http_response)>;
+
+/// Handles one request; must not block (answer later through the responder if needed).
+using handler = std::function<void(const http_request&, responder)>;
+
+/// One entry of the endpoint table. Patterns are literal segments and `{name}` segments.
+struct endpoint {
+  std::string method;
+  std::string pattern;
+  std::string description;
+  handler fn;
+};
+
+/// Gateway settings (declared as options of the `gateway` section by the app).
+struct config {
+  std::string host = "127.0.0.1";
+  uint16_t port = 8080;          ///< 0 picks a free port
+  size_t io_threads = 1;
+  size_t max_body_bytes = 8 << 20;      ///< larger HTTP bodies get 413
+  size_t max_frame_bytes = 8 << 20;     ///< larger WebSocket messages get close code 1009
+  size_t max_inflight_frames = 64;      ///< per WebSocket; reading pauses while this many await acks
+  size_t max_batch_events = 100000;     ///< more events in one batch is a 413
+  uint32_t idle_timeout_s = 60;         ///< HTTP keep-alive idle timeout
+};
+
+/// Accepts connections and serves `POST /v1/events`, the WebSocket `/v1/stream`, and every endpoint
+/// of the table given at construction.
+///
+/// Lifecycle: `start` binds and begins accepting on `config.io_threads` threads and returns the bound
+/// port; `stop_accepting` closes the listener (in-flight requests finish); `stop` closes every
+/// connection and joins the threads. Concurrency: each connection runs on its own strand; handlers
+/// and commit callbacks may complete from any thread. Limits: body size, frame size and in-flight
+/// frames per WebSocket are bounded by `config`; a WebSocket stops reading while its in-flight limit
+/// is reached, which pushes back through TCP.
+class server {
+public:
+  server(config cfg, ingest_port& ingest, metrics_registry& metrics, std::vector<endpoint> endpoints);
+  ~server();
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+  /// Binds and starts the io threads; returns the bound port. Throws on bind failure.
+  uint16_t start();
+  void stop_accepting();
+  void stop();
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace sluice::gateway

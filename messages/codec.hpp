@@ -1,0 +1,86 @@
+#pragma once
+
+// Wire and log encodings of events. Plain C++ (no CAF): the gateway decodes client bytes with these,
+// the ingest log stores `encode_log_record` output, sinks render events with `append_json`.
+
+#include "messages/event.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace sluice {
+
+/// Limits applied while decoding one client batch.
+struct decode_limits {
+  /// Maximum number of events in one batch; more is a whole-batch error.
+  size_t max_events = 100000;
+  /// Maximum nesting depth of attribute values.
+  size_t max_depth = 32;
+};
+
+/// Result of decoding one client batch (an HTTP body or a WebSocket frame).
+struct decoded_batch {
+  /// Whole-batch failure (malformed JSON/msgpack, wrong top-level shape, too many events).
+  /// Empty when the batch could be decoded; per-event problems go to `rejected` instead.
+  std::string error;
+  /// Byte offset into the input where a malformed-input error was detected (valid when `error`
+  /// is set and the error is a syntax error; otherwise 0).
+  size_t error_offset = 0;
+  /// Accepted events, in client order; `ingest_ts` is set, `offset` is 0.
+  event_batch events;
+  /// Client indices of the events refused, with a reason naming the field
+  /// (e.g. `"missing field 'device_id'"`, `"field 'ts' must be epoch ms or RFC 3339"`).
+  std::vector<rejection> rejected;
+  /// The client's `batch` id rendered as JSON text (`17` or `"abc"`), empty when absent.
+  std::string batch_id;
+  /// Total number of events the client sent (accepted + rejected).
+  size_t total = 0;
+
+  bool ok() const noexcept {
+    return error.empty();
+  }
+};
+
+/// Decodes a JSON batch: one event object, an array of event objects, or
+/// `{"events": [...], "batch": <id>}`. `ingest_ts` is stamped on every accepted event.
+decoded_batch decode_json(std::string_view body, int64_t ingest_ts,
+                          const decode_limits& limits = {});
+
+/// Decodes the same shapes as `decode_json` from msgpack.
+decoded_batch decode_msgpack(std::string_view body, int64_t ingest_ts,
+                             const decode_limits& limits = {});
+
+/// Appends the log encoding of `events` (offsets are not stored: the log key gives the first offset
+/// and events are dense) to `out`.
+void encode_log_record(const event_batch& events, std::string& out);
+
+/// Decodes a log record written by `encode_log_record`, assigning offsets `first, first+1, ...`.
+/// Appends to `out`; returns false (and leaves `out` unchanged) when the bytes are corrupt.
+bool decode_log_record(std::string_view bytes, log_offset first, event_batch& out);
+
+/// Appends `e` as one JSON object (envelope fields, `offset`, `ingest_ts`, `node` when not empty,
+/// then the attributes expanded in place) without a trailing newline.
+void append_json(std::string& out, const event& e, std::string_view node = {});
+
+/// Appends `s` to `out` as a JSON string literal (quotes and escapes included).
+void append_json_string(std::string& out, std::string_view s);
+
+/// A read-only view of one attribute value found by `find_attr`.
+struct attr_value {
+  enum class kind { nil, boolean, integer, floating, string, other } type = kind::nil;
+  bool b = false;
+  int64_t i = 0;
+  double d = 0;
+  std::string_view s;
+};
+
+/// Looks up a dotted path (`player.codec`) in an `attrs` map without copying; nullopt if absent.
+std::optional<attr_value> find_attr(std::string_view attrs, std::string_view path);
+
+/// Parses RFC 3339 (`2024-11-22T10:00:00Z`, fractional seconds and offsets allowed) to epoch ms.
+std::optional<int64_t> parse_rfc3339_ms(std::string_view text);
+
+} // namespace sluice

@@ -1,0 +1,161 @@
+#pragma once
+
+// RAII wrappers around one LMDB environment and its transactions. Plain C++ (no CAF).
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+struct MDB_env;
+struct MDB_txn;
+
+namespace sluice::persistence {
+
+/// Error from LMDB, carrying the LMDB return code and the operation that failed.
+class lmdb_error : public std::runtime_error {
+public:
+  lmdb_error(int code, const std::string& what);
+  int code() const noexcept {
+    return code_;
+  }
+  /// True when the error is MDB_MAP_FULL (the caller may `environment::grow` and retry).
+  bool map_full() const noexcept;
+
+private:
+  int code_;
+};
+
+/// When a commit reaches the disk.
+enum class durability {
+  /// fsync on every commit (an acknowledged batch survives power loss).
+  sync,
+  /// No fsync on commit (MDB_NOSYNC); `environment::flush` is called periodically by the owner.
+  periodic,
+  /// No fsync at all (MDB_NOSYNC | MDB_NOMETASYNC | MDB_MAPASYNC): survives a process crash, not
+  /// power loss.
+  none,
+};
+
+/// Parses "sync" | "periodic" | "none".
+std::optional<durability> parse_durability(std::string_view text);
+
+/// Named databases (LMDB key spaces) of a sluice node.
+enum class db {
+  log,       ///< ingest log: key = first offset (8 bytes big-endian), value = encoded batch
+  offsets,   ///< consumer name → offset (8 bytes big-endian)
+  devices,   ///< device_id → passivated device state
+  profiles,  ///< profile_id → passivated profile state
+  aggregates,
+  routes,
+  meta,
+};
+inline constexpr int db_count = 7;
+
+/// Options for opening an environment.
+struct env_options {
+  std::string path;                          ///< directory; created if missing
+  size_t initial_map_bytes = size_t{1} << 30; ///< starting map size; grows on demand
+  size_t max_map_bytes = size_t{64} << 30;    ///< upper bound for growth
+  durability mode = durability::sync;
+  unsigned max_readers = 256;
+};
+
+class read_txn;
+class write_txn;
+
+/// One LMDB environment with every named database of a node opened.
+///
+/// Lifecycle: open in the constructor (directory created, databases created), closed in the
+/// destructor after every transaction has ended. Concurrency: any thread may open read
+/// transactions (MDB_NOTLS); exactly one thread at a time may hold a write transaction (LMDB's own
+/// writer lock serializes them; sluice routes all writes through the ingest-log actor). Limits: the
+/// map grows by doubling up to `max_map_bytes` when a write fails with MDB_MAP_FULL; `grow` must be
+/// called with no transaction open in this process.
+class environment {
+public:
+  explicit environment(const env_options& opts);
+  ~environment();
+  environment(const environment&) = delete;
+  environment& operator=(const environment&) = delete;
+
+  MDB_env* handle() const noexcept {
+    return env_;
+  }
+  unsigned dbi(db which) const noexcept {
+    return dbis_[static_cast<int>(which)];
+  }
+  durability mode() const noexcept {
+    return mode_;
+  }
+  /// Forces an fsync of everything committed so far.
+  void flush();
+  /// Doubles the map size (bounded by max_map_bytes). Returns false when already at the maximum.
+  bool grow();
+  size_t map_bytes() const noexcept {
+    return map_bytes_;
+  }
+
+private:
+  MDB_env* env_ = nullptr;
+  unsigned dbis_[db_count] = {};
+  durability mode_;
+  size_t map_bytes_;
+  size_t max_map_bytes_;
+};
+
+/// A read-only snapshot; aborted in the destructor.
+class read_txn {
+public:
+  explicit read_txn(const environment& env);
+  ~read_txn();
+  read_txn(const read_txn&) = delete;
+  read_txn& operator=(const read_txn&) = delete;
+  /// Value of `key` in `which`, viewing LMDB's memory (valid while the transaction lives).
+  std::optional<std::string_view> get(db which, std::string_view key) const;
+  /// Calls `fn(key, value)` for each entry with key >= `from` in key order until it returns false.
+  void scan(db which, std::string_view from,
+            const std::function<bool(std::string_view, std::string_view)>& fn) const;
+  MDB_txn* handle() const noexcept {
+    return txn_;
+  }
+
+private:
+  const environment& env_;
+  MDB_txn* txn_ = nullptr;
+};
+
+/// A write transaction; aborted in the destructor unless committed.
+class write_txn {
+public:
+  explicit write_txn(environment& env);
+  ~write_txn();
+  write_txn(const write_txn&) = delete;
+  write_txn& operator=(const write_txn&) = delete;
+  void put(db which, std::string_view key, std::string_view value);
+  /// Appends with MDB_APPEND: `key` must sort after every existing key of `which`.
+  void append(db which, std::string_view key, std::string_view value);
+  /// Removes `key`; returns false if absent.
+  bool del(db which, std::string_view key);
+  std::optional<std::string_view> get(db which, std::string_view key) const;
+  /// Deletes every key of `which` that sorts strictly below `below`; returns the count removed.
+  size_t del_below(db which, std::string_view below);
+  void commit();
+  MDB_txn* handle() const noexcept {
+    return txn_;
+  }
+
+private:
+  environment& env_;
+  MDB_txn* txn_ = nullptr;
+};
+
+/// 8-byte big-endian encoding of an offset, so LMDB's byte order is numeric order.
+std::string encode_be64(uint64_t v);
+uint64_t decode_be64(std::string_view bytes);
+
+} // namespace sluice::persistence

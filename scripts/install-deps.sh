@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs every Debian package and npm module sluice needs; idempotent, safe to run as root repeatedly.
+# Reaches only the Debian and npm registries.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  build-essential cmake pkg-config ccache git
+  libcaf-dev libboost-dev libmsgpack-cxx-dev liblmdb-dev libfmt-dev libspdlog-dev
+  libsimdjson-dev libssl-dev libzstd-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  prometheus wrk curl strace
+)
+# node (with npm) may already come from elsewhere (nodesource bundles npm); Debian's only when absent.
+command -v node >/dev/null 2>&1 || APT_PACKAGES+=(nodejs)
+command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(npm)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get -o DPkg::Lock::Timeout=600 update -q
+  $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# node modules for the integration tests (ws client); package-lock.json pins versions.
+if [ -f tests/node/package.json ]; then
+  if [ ! -d tests/node/node_modules ] || [ tests/node/package.json -nt tests/node/node_modules ]; then
+    (cd tests/node && npm ci --no-audit --no-fund --loglevel=error 2>/dev/null || npm install --no-audit --no-fund --loglevel=error)
+    touch tests/node/node_modules
+  fi
+fi
