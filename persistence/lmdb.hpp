@@ -36,8 +36,9 @@ enum class durability {
   sync,
   /// No fsync on commit (MDB_NOSYNC); `environment::flush` is called periodically by the owner.
   periodic,
-  /// No fsync at all (MDB_NOSYNC | MDB_NOMETASYNC | MDB_MAPASYNC): survives a process crash, not
-  /// power loss.
+  /// No fsync by the owner (same flags as `periodic`, MDB_NOSYNC; MDB_WRITEMAP is not used, so
+  /// MDB_MAPASYNC would be a no-op): survives a process crash, not power loss. The environment
+  /// still syncs once when it is closed cleanly.
   none,
 };
 
@@ -75,7 +76,10 @@ class write_txn;
 /// transactions (MDB_NOTLS); exactly one thread at a time may hold a write transaction (LMDB's own
 /// writer lock serializes them; sluice routes all writes through the ingest-log actor). Limits: the
 /// map grows by doubling up to `max_map_bytes` when a write fails with MDB_MAP_FULL; `grow` must be
-/// called with no transaction open in this process.
+/// called with no transaction open in this process. A write that fails with MDB_MAP_FULL poisons
+/// its transaction: abort it (destroy the `write_txn`), `grow`, then redo the whole transaction.
+/// Reopening a data file larger than `initial_map_bytes` starts at the first doubling of it that
+/// covers the file (`map_bytes` reports the real size). Every LMDB failure throws `lmdb_error`.
 class environment {
 public:
   explicit environment(const env_options& opts);
@@ -117,7 +121,8 @@ public:
   read_txn& operator=(const read_txn&) = delete;
   /// Value of `key` in `which`, viewing LMDB's memory (valid while the transaction lives).
   std::optional<std::string_view> get(db which, std::string_view key) const;
-  /// Calls `fn(key, value)` for each entry with key >= `from` in key order until it returns false.
+  /// Calls `fn(key, value)` for each entry with key >= `from` in key order until it returns false
+  /// (an empty `from` starts at the first key). The views are valid while the transaction lives.
   void scan(db which, std::string_view from,
             const std::function<bool(std::string_view, std::string_view)>& fn) const;
   MDB_txn* handle() const noexcept {
@@ -137,14 +142,18 @@ public:
   write_txn(const write_txn&) = delete;
   write_txn& operator=(const write_txn&) = delete;
   void put(db which, std::string_view key, std::string_view value);
-  /// Appends with MDB_APPEND: `key` must sort after every existing key of `which`.
+  /// Appends with MDB_APPEND: `key` must sort after every existing key of `which`; otherwise
+  /// throws `lmdb_error` with code MDB_KEYEXIST.
   void append(db which, std::string_view key, std::string_view value);
   /// Removes `key`; returns false if absent.
   bool del(db which, std::string_view key);
   std::optional<std::string_view> get(db which, std::string_view key) const;
   /// Deletes every key of `which` that sorts strictly below `below`; returns the count removed.
   size_t del_below(db which, std::string_view below);
+  /// Commits; afterwards the destructor does nothing and every other call throws
+  /// std::logic_error. A failed commit (e.g. MDB_MAP_FULL) has aborted the transaction.
   void commit();
+  /// The LMDB transaction, or nullptr once committed.
   MDB_txn* handle() const noexcept {
     return txn_;
   }

@@ -13,25 +13,32 @@ struct log_stats {
   uint64_t first_offset = 0; ///< first offset still stored (0 when empty)
   uint64_t next_offset = 1;  ///< offset the next appended event gets
   uint64_t records = 0;      ///< number of stored batch records
-  uint64_t bytes = 0;        ///< sum of stored value sizes
+  uint64_t bytes = 0;        ///< sum of stored value sizes (each = 4-byte count prefix + batch)
 };
 
 /// The ingest log inside an `environment`: one record per accepted batch, key = the batch's first
-/// offset (big-endian), value = the encoded batch, appended with MDB_APPEND.
+/// offset (big-endian), value = the batch's event count (4 bytes, big-endian) followed by the
+/// encoded batch, appended with MDB_APPEND. Offsets are dense: a record of `count` events holds
+/// offsets [first, first + count). `trim` also stores the next offset in db::meta
+/// ("log.next_offset"), so offsets never restart even after the whole log was trimmed.
 ///
 /// Lifecycle: constructed over an open environment; `open` recovers `next_offset` and statistics from
 /// the last record. Concurrency: `append`/`trim` only inside the single writer's write transaction;
-/// `read` from any thread. Limits: a record's value is bounded by LMDB (4 GiB); the caller bounds
-/// batch sizes.
+/// `read` from any thread (it opens its own read transaction); `stats` only on the writer's thread.
+/// A writer calls `checkpoint` before its write transaction and `rollback` if it is aborted (e.g.
+/// MDB_MAP_FULL): a throwing `append`/`trim` may leave earlier changes of the same transaction in
+/// the statistics. Limits: a record's value is bounded by LMDB (4 GiB); the caller bounds batch
+/// sizes. `open` scans every record once to count bytes.
 class log_store {
 public:
   explicit log_store(environment& env);
   /// Re-reads statistics from the database (call once after opening).
   void open();
-  /// Appends a batch of `count` events encoded as `value`; returns its first offset.
+  /// Appends a batch of `count` (>= 1) events encoded as `value`; returns its first offset.
   uint64_t append(write_txn& txn, uint32_t count, std::string_view value);
   /// Calls `fn(first_offset, count, value)` for each record holding any offset >= `from`, in order,
-  /// until `fn` returns false. `count` is the number of events in the record.
+  /// until `fn` returns false. `count` is the number of events in the record; `value` is the batch
+  /// as appended (without the count prefix) and is valid only during the call.
   void read(uint64_t from,
             const std::function<bool(uint64_t, uint32_t, std::string_view)>& fn) const;
   /// Deletes every record whose events all lie below `below`; returns records removed.
