@@ -1,2 +1,170 @@
-// Placeholder until the app lands.
-int main() { return 0; }
+// The `sluice` executable: `serve` runs a node, `check` validates a config file.
+
+#include "actors/metrics.hpp"
+#include "actors/node.hpp"
+#include "app/config.hpp"
+#include "app/log.hpp"
+#include "gateway/actor_bridge.hpp"
+#include "gateway/server.hpp"
+#include "messages/type_ids.hpp"
+#include "persistence/lmdb.hpp"
+
+#include <caf/all.hpp>
+
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+
+#include <pthread.h>
+
+namespace sluice {
+namespace {
+
+void write_port_file(const std::string& data_dir, uint16_t port) {
+  auto path = std::filesystem::path{data_dir} / "gateway.port";
+  auto tmp = path;
+  tmp += ".tmp";
+  {
+    std::ofstream out{tmp};
+    out << port << '\n';
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+int serve(node_config& cfg) {
+  // Block the stop signals before any thread starts; every thread inherits the mask and the main
+  // thread waits for them with sigwait.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  std::error_code ec;
+  std::filesystem::create_directories(cfg.data_dir, ec);
+  if (ec) {
+    log_json("error", "cannot create data dir", {{"path", cfg.data_dir}, {"reason", ec.message()}});
+    return 1;
+  }
+  metrics_registry metrics;
+  std::unique_ptr<persistence::environment> env;
+  try {
+    env = std::make_unique<persistence::environment>(cfg.storage);
+  } catch (const std::exception& e) {
+    log_json("error", "cannot open storage", {{"path", cfg.storage.path}, {"reason", e.what()}});
+    return 1;
+  }
+  int rc = 0;
+  {
+    caf::actor_system sys{cfg};
+    auto nodes = spawn_node(sys, *env, metrics, cfg.node);
+    caf::scoped_actor self{sys};
+    auto stop_actors = [&] {
+      self->send_exit(nodes.log, caf::exit_reason::user_shutdown);
+      self->send_exit(nodes.router, caf::exit_reason::user_shutdown);
+      for (auto& s : nodes.device_shards)
+        self->send_exit(s, caf::exit_reason::user_shutdown);
+      for (auto& s : nodes.profile_shards)
+        self->send_exit(s, caf::exit_reason::user_shutdown);
+      for (auto& s : nodes.sinks)
+        self->send_exit(s, caf::exit_reason::user_shutdown);
+      self->send_exit(nodes.dead_letters, caf::exit_reason::user_shutdown);
+    };
+    uint64_t replayed = 0;
+    self->request(nodes.log, caf::infinite, replay_atom_v)
+      .receive([&](uint64_t n) { replayed = n; },
+               [&](caf::error& err) {
+                 log_json("error", "replay failed", {{"reason", caf::to_string(err)}});
+               });
+    log_json("info", "log replayed", {{"events", std::to_string(replayed)}});
+    gateway::node_status status;
+    gateway::actor_ingest_port port{nodes.log};
+    gateway::server server{cfg.gateway, port, metrics,
+                           gateway::node_endpoints(nodes, metrics, status)};
+    uint16_t bound = 0;
+    try {
+      bound = server.start();
+    } catch (const std::exception& e) {
+      log_json("error", "cannot listen",
+               {{"host", cfg.gateway.host},
+                {"port", std::to_string(cfg.gateway.port)},
+                {"reason", e.what()}});
+      stop_actors();
+      return 1;
+    }
+    write_port_file(cfg.data_dir, bound);
+    status.ready = true;
+    std::cout << "listening on " << cfg.gateway.host << ':' << bound << std::endl;
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    log_json("info", "stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+    status.ready = false;
+    server.stop_accepting();
+    // Commit what is in flight (its acks go out), then let every consumer make its offset durable.
+    self->request(nodes.log, caf::infinite, drain_atom_v)
+      .receive([](caf::ok_atom) {},
+               [&](caf::error& err) {
+                 log_json("error", "drain failed", {{"reason", caf::to_string(err)}});
+                 rc = 1;
+               });
+    server.stop();
+    stop_actors();
+  }
+  env.reset();
+  log_json("info", "stopped", {});
+  return rc;
+}
+
+} // namespace
+} // namespace sluice
+
+int main(int argc, char** argv) {
+  using namespace sluice;
+  std::vector<std::string> args(argv + 1, argv + argc);
+  auto wants_help = [&] {
+    for (auto& a : args)
+      if (a == "--help" || a == "-h" || a == "help")
+        return true;
+    return false;
+  };
+  if (args.empty() || wants_help()) {
+    node_config cfg;
+    std::cout << cfg.help();
+    return args.empty() ? 2 : 0;
+  }
+  auto command = args.front();
+  args.erase(args.begin());
+  if (command != "serve" && command != "check") {
+    std::cerr << "sluice: unknown command '" << command << "'; use serve or check (sluice --help)\n";
+    return 2;
+  }
+  for (auto& a : args) {
+    if (a.rfind("--config-file=", 0) == 0) {
+      auto path = a.substr(14);
+      if (!std::filesystem::exists(path)) {
+        std::cerr << "sluice: config file " << path << " does not exist\n";
+        return 2;
+      }
+    }
+  }
+  node_config cfg;
+  register_message_types(cfg);
+  if (auto err = cfg.parse(args); err) {
+    std::cerr << "sluice: invalid command line or config file: " << caf::to_string(err) << '\n';
+    return 2;
+  }
+  if (cfg.cli_helptext_printed)
+    return 0;
+  if (auto err = cfg.finish(); !err.empty()) {
+    std::cerr << "sluice: configuration error: " << err << '\n';
+    return 2;
+  }
+  if (command == "check") {
+    std::cout << "configuration ok: " << cfg.node.sinks.size() << " sinks, "
+              << cfg.node.routes.routes.size() << " routes\n";
+    return 0;
+  }
+  return serve(cfg);
+}

@@ -1,0 +1,25 @@
+#include "actors/device_actor.hpp"
+
+#include <caf/all.hpp>
+
+namespace sluice {
+
+entity_actor::behavior_type device_actor(entity_actor::stateful_pointer<device_actor_state> self,
+                                         std::string device_id, std::string stored) {
+  auto& st = self->state;
+  st.device_id = std::move(device_id);
+  if (!stored.empty() && !st.model.decode(stored))
+    aout(self) << "device " << st.device_id << ": stored state unreadable, starting empty\n";
+  return {
+    [self](done_atom) { self->quit(); },
+    [self](apply_atom, const event_batch& events) -> std::string {
+      self->state.model.apply(events);
+      return self->state.model.encode();
+    },
+    [self](query_atom, const std::string&) -> std::string {
+      return self->state.model.json(self->state.device_id);
+    },
+  };
+}
+
+} // namespace sluice

@@ -1,0 +1,56 @@
+#pragma once
+
+#include "messages/event.hpp"
+
+#include <msgpack.hpp>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sluice {
+
+/// The state of one device: what it sent, in which order, and whether it repeated itself.
+///
+/// Lifecycle: created empty or decoded from LMDB; `apply` skips events at or below `applied_upto`
+/// (idempotent across replays). Concurrency: owned by one device actor. Limits: remembers the last
+/// `recent_id_window` event ids for duplicate detection.
+class device_model {
+public:
+  /// Ids remembered for duplicate detection: a client retrying a batch resends it within a few
+  /// batches, so a short window catches retries without growing per device.
+  static constexpr size_t recent_id_window = 64;
+
+  bool apply(const event_batch& events);
+  std::string encode() const;
+  bool decode(std::string_view bytes);
+  /// `{"device_id":…,"events":…,"first_ts":…,"last_ts":…,"out_of_order":…,"duplicates":…,
+  /// "last_type":…}`.
+  std::string json(std::string_view device_id) const;
+  uint64_t events() const noexcept {
+    return events_;
+  }
+  uint64_t duplicates() const noexcept {
+    return duplicates_;
+  }
+  uint64_t out_of_order() const noexcept {
+    return out_of_order_;
+  }
+  log_offset applied_upto() const noexcept {
+    return applied_upto_;
+  }
+
+private:
+  log_offset applied_upto_ = 0;
+  uint64_t events_ = 0;
+  int64_t first_ts_ = 0;
+  int64_t last_ts_ = 0;
+  uint64_t out_of_order_ = 0;
+  uint64_t duplicates_ = 0;
+  std::string last_type_;
+  std::vector<std::string> recent_ids_;
+  size_t recent_next_ = 0;
+};
+
+} // namespace sluice

@@ -1,0 +1,69 @@
+#pragma once
+
+// The typed interfaces of every sluice actor, side by side: what each one accepts and answers.
+
+#include "messages/type_ids.hpp"
+
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+namespace sluice {
+
+/// Something that consumes committed log batches in offset order and can be asked to drain (finish
+/// what it holds and make its offset durable) before shutdown. The router and the device and
+/// profile shards are consumers.
+using consumer_actor = caf::typed_actor<
+  caf::reacts_to<dispatch_atom, committed_batch>,
+  caf::replies_to<drain_atom>::with<caf::ok_atom>>;
+
+/// The single LMDB writer: appends ingest batches to the log with group commit, commits state
+/// checkpoints from consumers, replays the log on start and dispatches what it committed.
+using ingest_log_actor = caf::typed_actor<
+  /// Appends a client batch; its reply callback runs after the commit.
+  caf::reacts_to<append_atom, ingest_request>,
+  /// Commits state entries and a consumer offset in one transaction; answers after the commit.
+  caf::replies_to<commit_atom, checkpoint>::with<caf::ok_atom>,
+  /// Wires the consumers in after they were spawned with this log's handle: the router, the
+  /// device shards and the profile shards.
+  caf::reacts_to<connect_atom, consumer_actor, std::vector<consumer_actor>,
+                 std::vector<consumer_actor>>,
+  /// Internal: run the pending group commit.
+  caf::reacts_to<commit_atom>,
+  /// Internal (durability = periodic): fsync what was committed since the last sync.
+  caf::reacts_to<sync_atom>,
+  /// Replays the log from the lowest consumer offset to every consumer; answers the number of
+  /// events replayed.
+  caf::replies_to<replay_atom>::with<uint64_t>,
+  /// Commits what is pending, then drains every consumer; answers when all are durable.
+  caf::replies_to<drain_atom>::with<caf::ok_atom>>;
+
+/// A per-key (device or profile) actor: applies batches of its key's events and answers its new
+/// encoded state; answers queries with a JSON document.
+using entity_actor = caf::typed_actor<
+  caf::replies_to<apply_atom, event_batch>::with<std::string>,
+  caf::replies_to<query_atom, std::string>::with<std::string>,
+  /// Passivation: the state is committed, stop normally.
+  caf::reacts_to<done_atom>>;
+
+/// A shard owning the entity actors of the keys that hash to it.
+using shard_actor = consumer_actor::extend<
+  /// Answers a query (`what`) about `key` through the callback.
+  caf::reacts_to<query_atom, std::string, std::string, query_reply>,
+  /// Internal: checkpoint dirty state and passivate idle entities.
+  caf::reacts_to<tick_atom>>;
+
+/// A sink runner: batches, writes through its sink, retries, records its offset.
+using sink_actor = caf::typed_actor<
+  caf::reacts_to<write_atom, committed_batch>,
+  caf::replies_to<drain_atom>::with<caf::ok_atom>,
+  /// Internal: the flush interval elapsed.
+  caf::reacts_to<tick_atom>,
+  /// Internal: a backoff elapsed; try the pending write again.
+  caf::reacts_to<retry_atom>>;
+
+/// The dead-letter sink: durable, inspectable record of events given up on after acceptance.
+using dead_letter_actor = caf::typed_actor<
+  caf::reacts_to<dead_atom, std::vector<dead_letter>>,
+  caf::replies_to<drain_atom>::with<caf::ok_atom>>;
+
+} // namespace sluice

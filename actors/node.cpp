@@ -1,0 +1,118 @@
+#include "actors/node.hpp"
+
+#include "actors/device_actor.hpp"
+#include "actors/ingest_log.hpp"
+#include "actors/metrics.hpp"
+#include "actors/profile_actor.hpp"
+#include "actors/router.hpp"
+#include "actors/shard.hpp"
+#include "actors/sink_runner.hpp"
+#include "actors/sinks/dead_letter/dead_letter_sink.hpp"
+#include "persistence/lmdb.hpp"
+
+#include <caf/all.hpp>
+
+#include <filesystem>
+#include <functional>
+
+namespace sluice {
+
+const shard_actor& node_handles::owner(const std::vector<shard_actor>& shards,
+                                       std::string_view key) {
+  // Same placement as the ingest log's dispatch.
+  return shards[std::hash<std::string_view>{}(key) % shards.size()];
+}
+
+namespace {
+
+log_offset stored_offset(persistence::environment& env, const std::string& consumer) {
+  persistence::read_txn txn{env};
+  if (auto v = txn.get(persistence::db::offsets, consumer))
+    return persistence::decode_be64(*v);
+  return 0;
+}
+
+template <class F, class... Ts>
+auto spawn_io(caf::actor_system& sys, bool detached, F fn, Ts&&... xs) {
+  if (detached)
+    return sys.spawn<caf::detached>(fn, std::forward<Ts>(xs)...);
+  return sys.spawn(fn, std::forward<Ts>(xs)...);
+}
+
+} // namespace
+
+node_handles spawn_node(caf::actor_system& sys, persistence::environment& env,
+                        metrics_registry& metrics, const node_options& opts) {
+  node_handles h;
+  std::vector<std::string> consumers;
+  ingest_log_deps log_deps;
+  log_deps.env = &env;
+  log_deps.metrics = &metrics;
+  log_deps.sync_interval = opts.sync_interval;
+  for (auto& s : opts.sinks)
+    consumers.push_back("sink." + s.name);
+  for (size_t i = 0; i < opts.device_shards; ++i)
+    consumers.push_back("devices." + std::to_string(i));
+  for (size_t i = 0; i < opts.profile_shards; ++i)
+    consumers.push_back("profiles." + std::to_string(i));
+  log_deps.consumers = consumers;
+  h.log = spawn_io(sys, opts.detached_io, ingest_log, std::move(log_deps));
+
+  auto dl_path = (std::filesystem::path{opts.data_dir} / "dead-letters" / "dead-letters.ndjson")
+                   .string();
+  h.dead_letters = spawn_io(sys, opts.detached_io, dead_letter_sink, dl_path, opts.node_name,
+                            &metrics);
+  std::vector<std::string> sink_names;
+  for (auto& spec : opts.sinks) {
+    sink_runner_deps deps;
+    deps.name = spec.name;
+    deps.cfg = spec.runner;
+    deps.target = spec.make();
+    deps.log = h.log;
+    deps.dead_letters = h.dead_letters;
+    deps.metrics = &metrics;
+    deps.done_upto = stored_offset(env, "sink." + spec.name);
+    h.sinks.push_back(spawn_io(sys, opts.detached_io, sink_runner, std::move(deps)));
+    sink_names.push_back(spec.name);
+  }
+  h.router = sys.spawn(router, opts.routes, sink_names, h.sinks, &metrics);
+
+  auto make_shards = [&](const entity_kind& kind, size_t n, std::vector<shard_actor>& out) {
+    for (size_t i = 0; i < n; ++i) {
+      shard_deps deps;
+      deps.kind = kind;
+      deps.index = i;
+      deps.log = h.log;
+      deps.env = &env;
+      deps.metrics = &metrics;
+      deps.idle_timeout = opts.idle_timeout;
+      deps.checkpoint_interval = opts.checkpoint_interval;
+      deps.done_upto = stored_offset(env, kind.name + "s." + std::to_string(i));
+      out.push_back(sys.spawn(shard, std::move(deps)));
+    }
+  };
+  entity_kind devices;
+  devices.name = "device";
+  devices.space = state_space::devices;
+  devices.key_of = [](const event& e) -> std::string_view { return e.device_id; };
+  devices.spawn = [](caf::actor_system& sys, const std::string& key, std::string stored) {
+    return sys.spawn<caf::lazy_init>(device_actor, key, std::move(stored));
+  };
+  entity_kind profiles;
+  profiles.name = "profile";
+  profiles.space = state_space::profiles;
+  profiles.key_of = [](const event& e) -> std::string_view { return e.profile_id; };
+  profiles.spawn = [popts = opts.profiles](caf::actor_system& sys, const std::string& key,
+                                           std::string stored) {
+    return sys.spawn<caf::lazy_init>(profile_actor, key, std::move(stored), popts);
+  };
+  make_shards(devices, opts.device_shards, h.device_shards);
+  make_shards(profiles, opts.profile_shards, h.profile_shards);
+
+  std::vector<consumer_actor> dev(h.device_shards.begin(), h.device_shards.end());
+  std::vector<consumer_actor> prof(h.profile_shards.begin(), h.profile_shards.end());
+  caf::anon_send(h.log, connect_atom_v, h.router, std::move(dev), std::move(prof));
+  return h;
+}
+
+} // namespace sluice

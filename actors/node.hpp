@@ -1,0 +1,57 @@
+#pragma once
+
+#include "actors/interfaces.hpp"
+#include "actors/profile_model.hpp"
+#include "actors/route_table.hpp"
+#include "actors/sinks/registry.hpp"
+
+#include <caf/fwd.hpp>
+
+#include <string>
+#include <vector>
+
+namespace sluice::persistence {
+class environment;
+}
+
+namespace sluice {
+
+class metrics_registry;
+
+/// How to assemble the actors of one node.
+struct node_options {
+  std::string node_name = "node-1";
+  std::string data_dir = "data";
+  std::vector<sink_spec> sinks;
+  route_table routes;
+  size_t device_shards = 2;
+  size_t profile_shards = 2;
+  caf::timespan idle_timeout = std::chrono::minutes{5};
+  caf::timespan checkpoint_interval = std::chrono::milliseconds{200};
+  caf::timespan sync_interval = std::chrono::seconds{1};
+  profile_options profiles;
+  /// Run the ingest log, sinks and dead letters on their own threads (blocking I/O). Tests on
+  /// CAF's deterministic test coordinator set this to false.
+  bool detached_io = true;
+};
+
+/// Handles of a running node's actors.
+struct node_handles {
+  ingest_log_actor log;
+  consumer_actor router;
+  std::vector<shard_actor> device_shards;
+  std::vector<shard_actor> profile_shards;
+  std::vector<sink_actor> sinks;
+  dead_letter_actor dead_letters;
+
+  /// The shard owning `key` among `shards`.
+  static const shard_actor& owner(const std::vector<shard_actor>& shards, std::string_view key);
+};
+
+/// Spawns every actor of a node over an open environment and wires them together: dead-letter
+/// sink, one runner per sink, router, device and profile shards, and the ingest log. Does not
+/// replay: send `replay_atom` to `log` once the caller is ready.
+node_handles spawn_node(caf::actor_system& sys, persistence::environment& env,
+                        metrics_registry& metrics, const node_options& opts);
+
+} // namespace sluice

@@ -1,0 +1,28 @@
+#include "actors/profile_actor.hpp"
+
+#include <caf/all.hpp>
+
+namespace sluice {
+
+entity_actor::behavior_type profile_actor(entity_actor::stateful_pointer<profile_actor_state> self,
+                                          std::string profile_id, std::string stored,
+                                          profile_options opts) {
+  auto& st = self->state;
+  st.profile_id = std::move(profile_id);
+  st.model = profile_model{opts};
+  if (!stored.empty() && !st.model.decode(stored))
+    aout(self) << "profile " << st.profile_id << ": stored state unreadable, starting empty\n";
+  return {
+    [self](done_atom) { self->quit(); },
+    [self](apply_atom, const event_batch& events) -> std::string {
+      self->state.model.apply(events);
+      return self->state.model.encode();
+    },
+    [self](query_atom, const std::string& what) -> std::string {
+      (void) what; // one view so far: continue watching
+      return self->state.model.continue_watching_json(self->state.profile_id);
+    },
+  };
+}
+
+} // namespace sluice

@@ -1,0 +1,226 @@
+#include "actors/shard.hpp"
+
+#include "actors/metrics.hpp"
+#include "persistence/lmdb.hpp"
+
+#include <caf/all.hpp>
+
+#include <memory>
+
+namespace sluice {
+
+namespace {
+
+using self_ptr = shard_actor::stateful_pointer<shard_state>;
+
+persistence::db db_of(state_space space) {
+  switch (space) {
+    case state_space::devices: return persistence::db::devices;
+    case state_space::profiles: return persistence::db::profiles;
+    case state_space::aggregates: return persistence::db::aggregates;
+    case state_space::routes: return persistence::db::routes;
+    default: return persistence::db::meta;
+  }
+}
+
+// Finds the entity of `key`, restoring or spawning it. Returns nullptr when `create` is false and
+// the key has no stored state.
+shard_state::entry* entity_for(self_ptr self, const std::string& key, bool create) {
+  auto& st = self->state;
+  if (auto i = st.entities.find(key); i != st.entities.end())
+    return &i->second;
+  std::string stored;
+  {
+    persistence::read_txn txn{*st.deps.env};
+    if (auto v = txn.get(db_of(st.deps.kind.space), key))
+      stored.assign(v->data(), v->size());
+  }
+  if (stored.empty() && !create)
+    return nullptr;
+  (stored.empty() ? st.spawned : st.restored)->inc();
+  auto& e = st.entities[key];
+  e.actor = st.deps.kind.spawn(self->system(), key, std::move(stored));
+  // Linked: when the shard stops, its entities stop with it; a passivated entity exits normally,
+  // which the link does not propagate.
+  self->link_to(e.actor);
+  e.last_active = self->clock().now();
+  st.active->set(static_cast<int64_t>(st.entities.size()));
+  return &e;
+}
+
+void try_finish_drains(self_ptr self) {
+  auto& st = self->state;
+  if (st.drains.empty() || !st.pendings.empty() || st.checkpointing || !st.dirty.empty()
+      || st.completed_upto > st.deps.done_upto)
+    return;
+  for (auto& rp : st.drains)
+    rp.deliver(caf::ok_atom_v);
+  st.drains.clear();
+}
+
+void checkpoint_now(self_ptr self) {
+  auto& st = self->state;
+  if (st.checkpointing || (st.dirty.empty() && st.completed_upto <= st.deps.done_upto))
+    return;
+  checkpoint cp;
+  cp.space = st.deps.kind.space;
+  cp.consumer = st.consumer;
+  cp.done_upto = st.completed_upto;
+  auto versions = std::make_shared<std::vector<std::pair<std::string, uint64_t>>>();
+  cp.entries.reserve(st.dirty.size());
+  versions->reserve(st.dirty.size());
+  for (auto& [key, vs] : st.dirty) {
+    versions->emplace_back(key, vs.first);
+    cp.entries.emplace_back(key, std::move(vs.second));
+  }
+  st.dirty.clear();
+  st.checkpointing = true;
+  auto upto = cp.done_upto;
+  self->request(st.deps.log, caf::infinite, commit_atom_v, std::move(cp))
+    .then(
+      [self, versions, upto](caf::ok_atom) {
+        auto& st = self->state;
+        st.checkpointing = false;
+        st.deps.done_upto = std::max(st.deps.done_upto, upto);
+        for (auto& [key, version] : *versions)
+          if (auto i = st.entities.find(key); i != st.entities.end())
+            i->second.committed = std::max(i->second.committed, version);
+        try_finish_drains(self);
+      },
+      [self](caf::error& err) {
+        // The states stay uncommitted: their entities are not passivated, and the log replays the
+        // events after a restart.
+        auto& st = self->state;
+        st.checkpointing = false;
+        st.failures->inc();
+        aout(self) << st.consumer << ": checkpoint failed: " << to_string(err) << '\n';
+        try_finish_drains(self);
+      });
+}
+
+void complete_pending(self_ptr self) {
+  auto& st = self->state;
+  while (!st.pendings.empty() && st.pendings.front().remaining == 0) {
+    st.completed_upto = std::max(st.completed_upto, st.pendings.front().upto);
+    st.pendings.pop_front();
+  }
+  try_finish_drains(self);
+}
+
+// One entity of the batch ending at `upto` answered (or failed).
+void answered(self_ptr self, log_offset upto) {
+  for (auto& p : self->state.pendings)
+    if (p.upto == upto && p.remaining > 0) {
+      --p.remaining;
+      break;
+    }
+  complete_pending(self);
+}
+
+void passivate_idle(self_ptr self) {
+  auto& st = self->state;
+  auto now = self->clock().now();
+  for (auto i = st.entities.begin(); i != st.entities.end();) {
+    auto& e = i->second;
+    if (e.inflight == 0 && e.committed == e.version && now - e.last_active >= st.deps.idle_timeout) {
+      self->send(e.actor, done_atom_v);
+      self->unlink_from(e.actor);
+      st.passivated->inc();
+      i = st.entities.erase(i);
+    } else {
+      ++i;
+    }
+  }
+  st.active->set(static_cast<int64_t>(st.entities.size()));
+}
+
+} // namespace
+
+shard_actor::behavior_type shard(self_ptr self, shard_deps deps) {
+  auto& st = self->state;
+  st.deps = std::move(deps);
+  st.consumer = st.deps.kind.name + "s." + std::to_string(st.deps.index);
+  st.completed_upto = st.deps.done_upto;
+  auto& m = *st.deps.metrics;
+  metric_labels kind{{"kind", st.deps.kind.name}, {"shard", std::to_string(st.deps.index)}};
+  st.active = &m.get_gauge("sluice_actors_active", "Entity actors in memory", kind);
+  st.passivated = &m.get_counter("sluice_actors_passivated_total",
+                                 "Entity actors stopped after idle-timeout (state in LMDB)", kind);
+  st.restored = &m.get_counter("sluice_actors_restored_total",
+                               "Entity actors restored from LMDB", kind);
+  st.spawned = &m.get_counter("sluice_actors_spawned_total",
+                              "Entity actors created for a new key", kind);
+  st.failures = &m.get_counter("sluice_actor_failures_total",
+                               "Entity applies and checkpoints that failed", kind);
+  self->delayed_send(self, st.deps.checkpoint_interval, tick_atom_v);
+  return {
+    [self](dispatch_atom, committed_batch& batch) {
+      auto& st = self->state;
+      // Group the batch per key: one apply per entity per batch.
+      std::unordered_map<std::string_view, event_batch> groups;
+      for (auto& e : batch.events) {
+        if (e.offset <= st.deps.done_upto)
+          continue;
+        auto key = st.deps.kind.key_of(e);
+        if (!key.empty())
+          groups[key].push_back(std::move(e));
+      }
+      // Batches are identified by their `upto`: every commit ends at a distinct offset.
+      st.pendings.push_back({groups.size(), batch.upto});
+      auto upto = batch.upto;
+      for (auto& [key_view, events] : groups) {
+        std::string key{key_view};
+        auto* e = entity_for(self, key, true);
+        e->last_active = self->clock().now();
+        ++e->inflight;
+        self->request(e->actor, caf::infinite, apply_atom_v, std::move(events))
+          .then(
+            [self, key, upto](std::string& state) {
+              auto& st = self->state;
+              if (auto i = st.entities.find(key); i != st.entities.end()) {
+                auto& ent = i->second;
+                --ent.inflight;
+                ++ent.version;
+                st.dirty[key] = {ent.version, std::move(state)};
+              }
+              answered(self, upto);
+            },
+            [self, key, upto](caf::error& err) {
+              auto& st = self->state;
+              st.failures->inc();
+              aout(self) << st.consumer << ": apply for " << key
+                         << " failed: " << to_string(err) << '\n';
+              if (auto i = st.entities.find(key); i != st.entities.end())
+                --i->second.inflight;
+              answered(self, upto);
+            });
+      }
+      complete_pending(self);
+    },
+    [self](query_atom, std::string& key, std::string& what, query_reply& reply) {
+      auto* e = entity_for(self, key, false);
+      if (e == nullptr) {
+        reply.fn(false, {});
+        return;
+      }
+      e->last_active = self->clock().now();
+      self->request(e->actor, caf::infinite, query_atom_v, std::move(what))
+        .then([reply](std::string& json) { reply.fn(true, std::move(json)); },
+              [reply](caf::error& err) { reply.fn(false, to_string(err)); });
+    },
+    [self](tick_atom) {
+      checkpoint_now(self);
+      passivate_idle(self);
+      self->delayed_send(self, self->state.deps.checkpoint_interval, tick_atom_v);
+    },
+    [self](drain_atom) -> caf::result<caf::ok_atom> {
+      auto rp = self->make_response_promise<caf::ok_atom>();
+      self->state.drains.push_back(rp);
+      checkpoint_now(self);
+      try_finish_drains(self);
+      return rp;
+    },
+  };
+}
+
+} // namespace sluice

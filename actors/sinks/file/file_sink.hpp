@@ -1,0 +1,48 @@
+#pragma once
+
+#include "actors/sinks/sink.hpp"
+
+#include <string>
+
+namespace sluice {
+
+/// Options of the `file` sink kind (see actors/sinks/file/README.md).
+struct file_sink_config {
+  /// NDJSON file to append to; relative paths are under the node's data dir.
+  std::string path;
+  /// fsync after every written batch (the offset is recorded only after the fsync).
+  bool fsync = true;
+
+  static const option_table<file_sink_config>& options();
+  std::string validate() const;
+};
+
+/// Appends events as NDJSON lines (envelope, `offset`, `ingest_ts`, `node`, attributes).
+///
+/// Lifecycle: `start` creates parent directories and opens the file with O_APPEND; `stop` closes
+/// it. Concurrency: driven by one sink runner, never concurrently. Limits: one file, no rotation;
+/// a failed write is truncated back to the size before the batch so a retry does not leave a torn
+/// line. Guarantee: at-least-once; after a crash between the write and the offset commit the same
+/// lines are written again, each carrying its `offset` so duplicates can be removed downstream.
+class file_sink : public sink {
+public:
+  file_sink(file_sink_config cfg, std::string node);
+  ~file_sink() override;
+  sink_status start(std::string& error) override;
+  sink_status write(const event_batch& events, std::string& error) override;
+  bool healthy() const override;
+  void stop() override;
+  std::string_view guarantee() const override;
+  const std::string& path() const noexcept {
+    return cfg_.path;
+  }
+
+private:
+  file_sink_config cfg_;
+  std::string node_;
+  std::string buffer_;
+  int fd_ = -1;
+  bool healthy_ = false;
+};
+
+} // namespace sluice

@@ -1,0 +1,85 @@
+#include "gateway/actor_bridge.hpp"
+
+#include "actors/metrics.hpp"
+
+#include <caf/all.hpp>
+
+namespace sluice::gateway {
+
+void actor_ingest_port::submit(event_batch events, commit_callback done) {
+  ingest_request req;
+  req.events = std::move(events);
+  req.reply = [done = std::move(done)](ingest_outcome out) {
+    commit_result res;
+    res.error = std::move(out.error);
+    res.first = out.first;
+    res.last = out.last;
+    done(std::move(res));
+  };
+  caf::anon_send(log_, append_atom_v, std::move(req));
+}
+
+namespace {
+
+http_response json_response(unsigned status, std::string body) {
+  http_response res;
+  res.status = status;
+  res.body = std::move(body);
+  return res;
+}
+
+// Answers a state query from the shard owning `key`.
+handler entity_query(const std::vector<shard_actor>& shards, std::string param, std::string what,
+                     std::string not_found) {
+  return [shards, param, what, not_found](const http_request& req, responder respond) {
+    auto i = req.params.find(param);
+    if (i == req.params.end() || i->second.empty()) {
+      respond(json_response(400, "{\"error\":\"missing " + param + " in the path\"}"));
+      return;
+    }
+    auto& owner = node_handles::owner(shards, i->second);
+    query_reply reply;
+    reply.fn = [respond, not_found](bool found, std::string json) {
+      if (found)
+        respond(json_response(200, std::move(json)));
+      else
+        respond(json_response(404, "{\"error\":\"" + not_found + "\"}"));
+    };
+    caf::anon_send(owner, query_atom_v, i->second, what, std::move(reply));
+  };
+}
+
+} // namespace
+
+std::vector<endpoint> node_endpoints(const node_handles& nodes, metrics_registry& metrics,
+                                     const node_status& status) {
+  std::vector<endpoint> out;
+  out.push_back({"GET", "/metrics", "Prometheus metrics (text format 0.0.4)",
+                 [&metrics](const http_request&, responder respond) {
+                   http_response res;
+                   res.content_type = "text/plain; version=0.0.4; charset=utf-8";
+                   res.body = metrics.render();
+                   respond(std::move(res));
+                 }});
+  out.push_back({"GET", "/healthz", "liveness: 200 while the process serves HTTP",
+                 [](const http_request&, responder respond) {
+                   respond(json_response(200, "{\"status\":\"ok\"}"));
+                 }});
+  out.push_back({"GET", "/readyz", "readiness: 200 once replay finished, 503 while starting or "
+                                   "stopping",
+                 [&status](const http_request&, responder respond) {
+                   if (status.ready.load())
+                     respond(json_response(200, "{\"status\":\"ready\"}"));
+                   else
+                     respond(json_response(503, "{\"status\":\"not ready\"}"));
+                 }});
+  out.push_back({"GET", "/v1/profiles/{id}/continue-watching",
+                 "titles in progress for a profile, most recent first",
+                 entity_query(nodes.profile_shards, "id", "continue-watching",
+                              "unknown profile")});
+  out.push_back({"GET", "/v1/devices/{id}", "what a device sent: counts, order, duplicates",
+                 entity_query(nodes.device_shards, "id", "state", "unknown device")});
+  return out;
+}
+
+} // namespace sluice::gateway

@@ -1,0 +1,40 @@
+#pragma once
+
+// The bridge between the Beast gateway and the actors: the ingest port over the ingest-log actor,
+// and the endpoint table of a node.
+
+#include "actors/node.hpp"
+#include "gateway/server.hpp"
+
+#include <atomic>
+#include <vector>
+
+namespace sluice {
+class metrics_registry;
+}
+
+namespace sluice::gateway {
+
+/// Hands decoded batches to the ingest-log actor; the log answers through the callback after the
+/// commit. Thread-safe: called from any io thread (`anon_send` never blocks).
+class actor_ingest_port : public ingest_port {
+public:
+  explicit actor_ingest_port(ingest_log_actor log) : log_(std::move(log)) {
+  }
+  void submit(event_batch events, commit_callback done) override;
+
+private:
+  ingest_log_actor log_;
+};
+
+/// Whether the node serves traffic: false until replay finished and again once shutdown began.
+struct node_status {
+  std::atomic<bool> ready{false};
+};
+
+/// Every endpoint of a node besides ingest: `/metrics`, `/healthz`, `/readyz`,
+/// `/v1/profiles/{id}/continue-watching`, `/v1/devices/{id}`.
+std::vector<endpoint> node_endpoints(const node_handles& nodes, metrics_registry& metrics,
+                                     const node_status& status);
+
+} // namespace sluice::gateway

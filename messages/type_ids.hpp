@@ -1,0 +1,125 @@
+#pragma once
+
+// The one type-ID block of sluice: every atom and message type that actors exchange.
+
+#include "messages/event.hpp"
+
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/atom.hpp>
+#include <caf/fwd.hpp>
+#include <caf/meta/type_name.hpp>
+#include <caf/type_id.hpp>
+
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace sluice {
+
+/// Outcome of one ingest request, delivered to the gateway after the commit.
+struct ingest_outcome {
+  /// Empty on success; otherwise why nothing of the batch was committed.
+  std::string error;
+  log_offset first = 0;
+  log_offset last = 0;
+};
+
+/// A decoded client batch on its way into the log, with the callback that acknowledges it. Local
+/// only: the callback is not serializable (the gateway posts the answer onto its connection strand).
+struct ingest_request {
+  event_batch events;
+  std::function<void(ingest_outcome)> reply;
+};
+
+/// Named LMDB key spaces that actors may write through the ingest log's single writer.
+enum class state_space : uint8_t { devices, profiles, aggregates, routes, meta };
+
+/// A set of state writes plus a consumer offset, committed by the single LMDB writer in one
+/// transaction (exactly-once state: the state and the offset it reflects land together).
+struct checkpoint {
+  state_space space = state_space::meta;
+  /// key → value; an empty value deletes the key.
+  std::vector<std::pair<std::string, std::string>> entries;
+  /// Consumer name whose offset is recorded; empty for none.
+  std::string consumer;
+  /// Highest log offset the consumer is durably done with (inclusive).
+  log_offset done_upto = 0;
+};
+
+/// Committed events on their way to one consumer, in offset order. `upto` is the last offset of the
+/// commit they came from, so a consumer that got no events still learns how far the log has gone.
+struct committed_batch {
+  event_batch events;
+  log_offset upto = 0;
+};
+
+/// An event that could not be delivered after acceptance, with the reason.
+struct dead_letter {
+  event ev;
+  std::string reason;
+  /// Component that gave up on the event (sink or route name).
+  std::string origin;
+};
+
+/// Answers a query with a JSON document (`found == false` → 404). Local only.
+struct query_reply {
+  std::function<void(bool found, std::string json)> fn;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, checkpoint& x) {
+  return f(caf::meta::type_name("checkpoint"), x.space, x.entries, x.consumer, x.done_upto);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, committed_batch& x) {
+  return f(caf::meta::type_name("committed_batch"), x.events, x.upto);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, dead_letter& x) {
+  return f(caf::meta::type_name("dead_letter"), x.ev, x.reason, x.origin);
+}
+
+} // namespace sluice
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::ingest_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::query_reply)
+
+CAF_BEGIN_TYPE_ID_BLOCK(sluice, caf::first_custom_type_id)
+
+CAF_ADD_TYPE_ID(sluice, (sluice::event))
+CAF_ADD_TYPE_ID(sluice, (sluice::event_batch))
+CAF_ADD_TYPE_ID(sluice, (sluice::checkpoint))
+CAF_ADD_TYPE_ID(sluice, (sluice::committed_batch))
+CAF_ADD_TYPE_ID(sluice, (sluice::dead_letter))
+CAF_ADD_TYPE_ID(sluice, (sluice::ingest_request))
+CAF_ADD_TYPE_ID(sluice, (sluice::query_reply))
+
+CAF_ADD_ATOM(sluice, sluice, append_atom, "append")
+CAF_ADD_ATOM(sluice, sluice, commit_atom, "commit")
+CAF_ADD_ATOM(sluice, sluice, sync_atom, "sync")
+CAF_ADD_ATOM(sluice, sluice, replay_atom, "replay")
+CAF_ADD_ATOM(sluice, sluice, drain_atom, "drain")
+CAF_ADD_ATOM(sluice, sluice, dispatch_atom, "dispatch")
+CAF_ADD_ATOM(sluice, sluice, apply_atom, "apply")
+CAF_ADD_ATOM(sluice, sluice, tick_atom, "tick")
+CAF_ADD_ATOM(sluice, sluice, query_atom, "query")
+CAF_ADD_ATOM(sluice, sluice, route_atom, "route")
+CAF_ADD_ATOM(sluice, sluice, write_atom, "write")
+CAF_ADD_ATOM(sluice, sluice, flush_atom, "flush")
+CAF_ADD_ATOM(sluice, sluice, retry_atom, "retry")
+CAF_ADD_ATOM(sluice, sluice, dead_atom, "dead")
+CAF_ADD_ATOM(sluice, sluice, done_atom, "done")
+CAF_ADD_ATOM(sluice, sluice, connect_atom, "connect")
+
+CAF_END_TYPE_ID_BLOCK(sluice)
+
+namespace sluice {
+
+/// Registers every message type with an actor system config (needed for remote actors and for
+/// CAF's rendering of messages).
+void register_message_types(caf::actor_system_config& cfg);
+
+} // namespace sluice
