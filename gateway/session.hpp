@@ -1,0 +1,119 @@
+#pragma once
+
+// Beast-level internals shared by server.cpp (acceptor, HTTP sessions) and ws_session.cpp.
+
+#include "gateway/internal.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <utility>
+
+namespace sluice::gateway::detail {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+/// One client connection (HTTP or WebSocket), owned by the server's registry while it lives.
+class session_base : public std::enable_shared_from_this<session_base> {
+public:
+  virtual ~session_base() = default;
+  /// Closes the socket on the session's strand (called by `server::stop`, any thread).
+  virtual void shutdown() = 0;
+};
+
+/// Counts one open connection in `sluice_gateway_connections` for as long as it lives; moves from
+/// the HTTP session into the WebSocket session on upgrade.
+class connection_token {
+public:
+  connection_token() = default;
+  explicit connection_token(gauge& g) : gauge_(&g) {
+    gauge_->add(1);
+  }
+  connection_token(connection_token&& other) noexcept : gauge_(std::exchange(other.gauge_, nullptr)) {
+  }
+  connection_token& operator=(connection_token&& other) noexcept {
+    if (this != &other) {
+      release();
+      gauge_ = std::exchange(other.gauge_, nullptr);
+    }
+    return *this;
+  }
+  connection_token(const connection_token&) = delete;
+  connection_token& operator=(const connection_token&) = delete;
+  ~connection_token() {
+    release();
+  }
+
+private:
+  void release() noexcept {
+    if (gauge_ != nullptr)
+      gauge_->add(-1);
+    gauge_ = nullptr;
+  }
+  gauge* gauge_ = nullptr;
+};
+
+/// Everything sessions share. Owned by the server; outlives the io_context (and so every session
+/// that a pending handler may still hold), except `gate_ptr`, which callbacks on foreign threads
+/// share.
+struct server_state {
+  server_state(config c, ingest_port& in, metrics_registry& reg, std::vector<endpoint> eps)
+    : cfg(std::move(c)), ingest(in), metrics(reg), routes(std::move(eps)),
+      gate_ptr(std::make_shared<gate>()) {
+  }
+
+  config cfg;
+  ingest_port& ingest;
+  gateway_metrics metrics;
+  router routes;
+  std::shared_ptr<gate> gate_ptr;
+
+  /// Adds a live session; returns false (and the caller closes it) once `stop` began.
+  bool add(const std::shared_ptr<session_base>& s) {
+    std::lock_guard<std::mutex> guard{mtx};
+    if (closing)
+      return false;
+    sessions.emplace(s.get(), s);
+    return true;
+  }
+  void remove(session_base* s) {
+    std::shared_ptr<session_base> victim; // destroyed outside the lock
+    std::lock_guard<std::mutex> guard{mtx};
+    auto i = sessions.find(s);
+    if (i != sessions.end()) {
+      victim = std::move(i->second);
+      sessions.erase(i);
+    }
+  }
+
+  std::mutex mtx;
+  bool closing = false;
+  std::unordered_map<session_base*, std::shared_ptr<session_base>> sessions;
+};
+
+/// Runs `fn(session)` on the session's strand if the server is not stopping and the session still
+/// lives; safe from any thread. `Session` must expose `executor()`.
+template <class Session, class Fn>
+void post_to_session(const std::shared_ptr<gate>& g, const std::weak_ptr<Session>& weak, Fn&& fn) {
+  std::shared_lock<std::shared_mutex> lock{g->mtx};
+  if (g->stopped)
+    return;
+  if (auto s = weak.lock()) {
+    auto ex = s->executor();
+    net::post(ex, [s, f = std::forward<Fn>(fn)]() mutable { f(*s); });
+  } // `s` is released while the lock is held, so the io_context is still alive
+}
+
+/// Upgrades an HTTP connection that asked for `/v1/stream` to a WebSocket session.
+void start_ws_session(server_state& st, beast::tcp_stream stream,
+                      http::request<http::string_body> req, connection_token token);
+
+} // namespace sluice::gateway::detail

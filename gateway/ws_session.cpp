@@ -1,0 +1,290 @@
+// The WebSocket `/v1/stream` session: pipelined batches, acks in frame order, bounded in-flight.
+
+#include "gateway/session.hpp"
+
+#include <boost/beast/websocket.hpp>
+
+#include <deque>
+
+namespace sluice::gateway::detail {
+
+namespace websocket = beast::websocket;
+
+namespace {
+
+/// One WebSocket connection.
+///
+/// Lifecycle: accepts the upgrade, then reads messages (each one a batch) and answers each with
+/// one text frame, in the order the messages arrived. Each message read gets a slot at the tail of
+/// `slots_`; a slot is filled at once (decode error, nothing to commit) or by the ingest port's
+/// commit callback, which posts back onto this strand; filled slots are written from the head, one
+/// `async_write` at a time, so acks never overtake each other. Limits: while
+/// `max_inflight_frames` slots are unwritten the session stops reading (TCP pushes back); a message
+/// larger than `max_frame_bytes` ends the connection with close code 1009 once the acks of the
+/// messages before it are written. Undecodable messages get an error frame and reading goes on.
+/// Concurrency: everything runs on the connection's strand; commit callbacks and `shutdown` come
+/// from other threads and only post.
+class ws_session final : public session_base {
+public:
+  ws_session(server_state& st, beast::tcp_stream&& stream, connection_token token)
+    : st_(st), ws_(std::move(stream)), token_(std::move(token)) {
+  }
+
+  auto executor() {
+    return ws_.get_executor();
+  }
+
+  /// Runs on the strand (called from the HTTP session's handler).
+  void run(http::request<http::string_body> req) {
+    beast::get_lowest_layer(ws_).expires_never(); // the websocket stream has its own timeouts
+    ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
+    ws_.set_option(websocket::stream_base::decorator(
+      [](websocket::response_type& res) { res.set(http::field::server, "sluice"); }));
+    // Beast's own limit fails the connection and then closes the socket while the rest of the
+    // oversized message is still unread (Boost 1.74 teardown drains at most one read), so the
+    // client gets a reset instead of the 1009 close frame. We count bytes ourselves instead and
+    // close with `async_close`, which keeps reading (and discarding) until the client answers.
+    ws_.read_message_max(0);
+    ws_.auto_fragment(false);
+    req_ = std::move(req);
+    ws_.async_accept(req_, [self = self_ptr()](beast::error_code ec) {
+      self->guarded([&] {
+        self->req_ = {};
+        if (ec)
+          return self->finish();
+        self->do_read();
+      });
+    });
+  }
+
+  void shutdown() override {
+    net::post(executor(), [self = self_ptr()] { self->finish(); });
+  }
+
+private:
+  struct slot {
+    uint64_t seq = 0;
+    clock::time_point t0;
+    bool filled = false;
+    std::string frame;
+    // kept until the commit completes
+    size_t accepted = 0;
+    std::vector<rejection> rejected;
+    std::string batch_id;
+  };
+
+  std::shared_ptr<ws_session> self_ptr() {
+    return std::static_pointer_cast<ws_session>(shared_from_this());
+  }
+
+  // -- reading ------------------------------------------------------------------------------------
+
+  void do_read() {
+    if (reading_ || closing_ || closed_)
+      return;
+    if (slots_.size() >= st_.cfg.max_inflight_frames)
+      return; // resumed by on_write once the head slot is written
+    reading_ = true;
+    read_some();
+  }
+
+  void read_some() {
+    // at most one byte past the limit, so an oversized message is detected without buffering it
+    auto limit = st_.cfg.max_frame_bytes + 1 - rbuf_.size();
+    ws_.async_read_some(rbuf_, limit, [self = self_ptr()](beast::error_code ec, size_t n) {
+      self->guarded([&] { self->on_read_some(ec, n); });
+    });
+  }
+
+  void on_read_some(beast::error_code ec, size_t n) {
+    if (ec) {
+      reading_ = false;
+      return finish(); // closed by the client, reset, or shut down
+    }
+    st_.metrics.bytes_received.inc(n);
+    if (rbuf_.size() > st_.cfg.max_frame_bytes) {
+      reading_ = false;
+      return too_big();
+    }
+    if (!ws_.is_message_done())
+      return read_some();
+    reading_ = false;
+    on_message();
+    do_read();
+  }
+
+  void on_message() {
+    auto seq = next_seq_++;
+    slots_.emplace_back();
+    slots_.back().seq = seq;
+    slots_.back().t0 = clock::now();
+    auto data = rbuf_.data();
+    std::string_view bytes{static_cast<const char*>(data.data()), data.size()};
+    decode_limits limits;
+    limits.max_events = st_.cfg.max_batch_events;
+    auto batch = ws_.got_text() ? decode_json(bytes, now_epoch_ms(), limits)
+                                : decode_msgpack(bytes, now_epoch_ms(), limits);
+    rbuf_.consume(rbuf_.size());
+    if (!batch.ok()) {
+      unsigned code = 400;
+      if (is_too_many_events(batch, limits.max_events)) {
+        code = 413;
+        st_.metrics.rejected(reject_reason::body_too_large).inc();
+      } else {
+        st_.metrics.rejected(reject_reason::malformed_batch).inc();
+      }
+      return fill(slots_.back(),
+                  ws_error_frame(batch.error, batch.error_offset, batch.batch_id, seq), code);
+    }
+    st_.metrics.events_received.inc(batch.total);
+    st_.metrics.count_rejections(batch.rejected);
+    if (batch.events.empty())
+      return fill(slots_.back(), ws_ack_frame(batch.batch_id, seq, 0, batch.rejected), 200);
+    auto& s = slots_.back();
+    s.accepted = batch.events.size();
+    s.rejected = std::move(batch.rejected);
+    s.batch_id = std::move(batch.batch_id);
+    std::weak_ptr<ws_session> weak = self_ptr();
+    auto g = st_.gate_ptr;
+    try {
+      st_.ingest.submit(std::move(batch.events), [weak, g, seq](commit_result res) {
+        post_to_session(g, weak, [seq, res = std::move(res)](ws_session& self) mutable {
+          self.guarded([&] { self.on_commit(seq, std::move(res)); });
+        });
+      });
+    } catch (const std::exception& e) {
+      on_commit(seq, commit_result{std::string{"ingest log refused the batch: "} + e.what()});
+    }
+  }
+
+  void on_commit(uint64_t seq, commit_result res) {
+    if (closed_ || slots_.empty() || seq < slots_.front().seq)
+      return;
+    auto idx = seq - slots_.front().seq;
+    if (idx >= slots_.size())
+      return;
+    auto& s = slots_[idx];
+    if (s.filled)
+      return;
+    if (!res.error.empty()) {
+      st_.metrics.rejected(reject_reason::commit_failed).inc(s.accepted);
+      auto retry = res.retry_after_s != 0 ? res.retry_after_s : default_retry_after_s;
+      return fill(s, ws_commit_failed_frame(s.batch_id, seq, res.error, retry), 503);
+    }
+    st_.metrics.events_accepted.inc(s.accepted);
+    fill(s, ws_ack_frame(s.batch_id, seq, s.accepted, s.rejected), 200);
+  }
+
+  void fill(slot& s, std::string frame, unsigned code) {
+    s.frame = std::move(frame);
+    s.filled = true;
+    s.rejected = {};
+    s.batch_id = {};
+    st_.metrics.requests(endpoint_label::stream, code).inc();
+    try_write();
+  }
+
+  // -- writing ------------------------------------------------------------------------------------
+
+  void try_write() {
+    if (writing_ || closed_ || close_sent_)
+      return;
+    if (slots_.empty() || !slots_.front().filled)
+      return maybe_close();
+    writing_ = true;
+    auto& head = slots_.front();
+    st_.metrics.observe_ack(head.t0);
+    ws_.text(true);
+    ws_.async_write(net::buffer(head.frame), [self = self_ptr()](beast::error_code ec, size_t) {
+      self->guarded([&] { self->on_write(ec); });
+    });
+  }
+
+  void on_write(beast::error_code ec) {
+    writing_ = false;
+    if (ec)
+      return finish();
+    slots_.pop_front();
+    do_read();
+    try_write();
+  }
+
+  // -- closing ------------------------------------------------------------------------------------
+
+  void too_big() {
+    closing_ = true;
+    rbuf_.consume(rbuf_.size());
+    st_.metrics.rejected(reject_reason::frame_too_large).inc();
+    st_.metrics.requests(endpoint_label::stream, 413).inc();
+    try_write(); // acks before the oversized message go out first; then maybe_close
+  }
+
+  /// Sends close code 1009 once every earlier ack is written. `async_close` writes the close
+  /// frame, then reads and discards the rest of the oversized message until the client's close
+  /// frame arrives, so the client is never reset while it is still sending.
+  void maybe_close() {
+    if (!closing_ || close_sent_ || writing_ || !slots_.empty())
+      return;
+    close_sent_ = true;
+    websocket::close_reason reason{websocket::close_code::too_big,
+                                   "frame exceeds gateway.max-frame-bytes ("
+                                     + std::to_string(st_.cfg.max_frame_bytes) + " bytes)"};
+    ws_.async_close(reason, [self = self_ptr()](beast::error_code) {
+      self->guarded([&] { self->finish(); });
+    });
+  }
+
+  void finish() {
+    auto self = self_ptr();
+    if (closed_)
+      return;
+    closed_ = true;
+    slots_.clear();
+    beast::error_code ignored;
+    auto& sock = beast::get_lowest_layer(ws_).socket();
+    sock.shutdown(tcp::socket::shutdown_both, ignored);
+    beast::get_lowest_layer(ws_).close();
+    st_.remove(this);
+  }
+
+  /// Runs `fn`; any exception ends this connection instead of escaping the handler.
+  template <class Fn>
+  void guarded(Fn&& fn) noexcept {
+    try {
+      fn();
+    } catch (...) {
+      try {
+        finish();
+      } catch (...) {
+        // nop: the socket is gone
+      }
+    }
+  }
+
+  server_state& st_;
+  websocket::stream<beast::tcp_stream> ws_;
+  connection_token token_;
+  http::request<http::string_body> req_;
+  beast::flat_buffer rbuf_;
+  std::deque<slot> slots_;
+  uint64_t next_seq_ = 1;
+  bool reading_ = false;
+  bool writing_ = false;
+  bool closing_ = false;    // an oversized message was seen: no more reads
+  bool close_sent_ = false; // async_close started
+  bool closed_ = false;     // socket closed, session unregistered
+};
+
+} // namespace
+
+void start_ws_session(server_state& st, beast::tcp_stream stream,
+                      http::request<http::string_body> req, connection_token token) {
+  auto s = std::make_shared<ws_session>(st, std::move(stream), std::move(token));
+  if (!st.add(s)) {
+    s->shutdown();
+    return;
+  }
+  s->run(std::move(req));
+}
+
+} // namespace sluice::gateway::detail
