@@ -1,0 +1,126 @@
+// The ingest log's encoding of an event batch.
+//
+// Each event is one msgpack array of 7 elements, concatenated with no batch header:
+//
+//   [id: str, type: str, device_id: str, profile_id: str | nil, ts: int, ingest_ts: int, attrs: bin]
+//
+// `attrs` is stored as a bin holding the event's msgpack map bytes, so decoding hands them back
+// as-is. Offsets are not stored: the log key gives the first one and events are dense. A future
+// layout would use a different array length, which old readers reject as corrupt rather than
+// misread.
+
+#include "messages/codec.hpp"
+#include "messages/codec_internal.hpp"
+
+#include <msgpack.hpp>
+
+namespace sluice {
+
+namespace {
+
+using detail::mp_reader;
+using detail::mp_token;
+using detail::mp_type;
+
+/// Number of elements in one event's log array.
+constexpr uint32_t log_event_fields = 7;
+
+void pack_string(msgpack::packer<detail::string_writer>& pk, const std::string& s) {
+  pk.pack_str(static_cast<uint32_t>(s.size()));
+  pk.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
+}
+
+bool read_string(mp_reader& r, std::string& out) {
+  mp_token t;
+  if (!r.next(t) || t.type != mp_type::str)
+    return false;
+  out.assign(t.bytes.data(), t.bytes.size());
+  return true;
+}
+
+bool read_int(mp_reader& r, int64_t& out) {
+  mp_token t;
+  if (!r.next(t))
+    return false;
+  if (t.type == mp_type::sint) {
+    out = t.i;
+    return true;
+  }
+  if (t.type == mp_type::uint && t.u <= static_cast<uint64_t>(INT64_MAX)) {
+    out = static_cast<int64_t>(t.u);
+    return true;
+  }
+  return false;
+}
+
+// True when `attrs` is empty or exactly one well-formed msgpack map.
+bool valid_attrs(std::string_view attrs) {
+  if (attrs.empty())
+    return true;
+  mp_reader probe{attrs};
+  mp_token t;
+  if (!probe.next(t) || t.type != mp_type::map)
+    return false;
+  mp_reader r{attrs};
+  return r.skip() && r.at_end();
+}
+
+bool decode_one(mp_reader& r, event& e) {
+  mp_token t;
+  if (!r.next(t) || t.type != mp_type::array || t.count != log_event_fields)
+    return false;
+  if (!read_string(r, e.id) || !read_string(r, e.type) || !read_string(r, e.device_id))
+    return false;
+  if (!r.next(t))
+    return false;
+  if (t.type == mp_type::str)
+    e.profile_id.assign(t.bytes.data(), t.bytes.size());
+  else if (t.type == mp_type::nil)
+    e.profile_id.clear();
+  else
+    return false;
+  if (!read_int(r, e.ts) || !read_int(r, e.ingest_ts))
+    return false;
+  if (!r.next(t) || t.type != mp_type::bin || !valid_attrs(t.bytes))
+    return false;
+  e.attrs.assign(t.bytes.data(), t.bytes.size());
+  return true;
+}
+
+} // namespace
+
+void encode_log_record(const event_batch& events, std::string& out) {
+  detail::string_writer w{&out};
+  msgpack::packer<detail::string_writer> pk{w};
+  for (const auto& e : events) {
+    pk.pack_array(log_event_fields);
+    pack_string(pk, e.id);
+    pack_string(pk, e.type);
+    pack_string(pk, e.device_id);
+    if (e.profile_id.empty())
+      pk.pack_nil();
+    else
+      pack_string(pk, e.profile_id);
+    pk.pack_int64(e.ts);
+    pk.pack_int64(e.ingest_ts);
+    pk.pack_bin(static_cast<uint32_t>(e.attrs.size()));
+    pk.pack_bin_body(e.attrs.data(), static_cast<uint32_t>(e.attrs.size()));
+  }
+}
+
+bool decode_log_record(std::string_view bytes, log_offset first, event_batch& out) {
+  const size_t old_size = out.size();
+  mp_reader r{bytes};
+  log_offset next_offset = first;
+  while (!r.at_end()) {
+    event& e = out.emplace_back();
+    if (!decode_one(r, e)) {
+      out.resize(old_size);
+      return false;
+    }
+    e.offset = next_offset++;
+  }
+  return true;
+}
+
+} // namespace sluice
