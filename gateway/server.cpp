@@ -99,6 +99,8 @@ private:
   }
 
   void on_header(beast::error_code ec, size_t n) {
+    if (closed_)
+      return; // shut down while this read was completing
     st_.metrics.bytes_received.inc(n);
     if (ec)
       return on_read_error(ec);
@@ -128,6 +130,8 @@ private:
   }
 
   void on_body(beast::error_code ec, size_t n) {
+    if (closed_)
+      return; // shut down while this read was completing
     st_.metrics.bytes_received.inc(n);
     if (ec)
       return on_read_error(ec);

@@ -97,6 +97,8 @@ private:
   }
 
   void on_read_some(beast::error_code ec, size_t n) {
+    if (closed_)
+      return;
     if (ec) {
       reading_ = false;
       return finish(); // closed by the client, reset, or shut down
@@ -204,6 +206,8 @@ private:
     writing_ = false;
     if (ec)
       return finish();
+    if (closed_ || slots_.empty())
+      return; // finish() ran while this write was completing: slots_ is already cleared
     slots_.pop_front();
     do_read();
     try_write();
