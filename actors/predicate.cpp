@@ -221,8 +221,10 @@ private:
       }
     }
     if (!matched) {
-      if (symbol("="))
+      if (symbol("=")) {
+        --pos_; // point at the '='
         return fail("'=' is not a comparison; use '==' to compare");
+      }
       return fail(fmt::format("expected a comparison after '{}' (==, !=, <, <=, >, >=, in [...], "
                               "exists)",
                               n.source == predicate::field::attr ? n.path : field_name(n.source)));

@@ -157,19 +157,18 @@ shard_actor::behavior_type shard(self_ptr self, shard_deps deps) {
     [self](dispatch_atom, committed_batch& batch) {
       auto& st = self->state;
       // Group the batch per key: one apply per entity per batch.
-      std::unordered_map<std::string_view, event_batch> groups;
+      std::unordered_map<std::string, event_batch> groups;
       for (auto& e : batch.events) {
         if (e.offset <= st.deps.done_upto)
           continue;
-        auto key = st.deps.kind.key_of(e);
+        std::string key{st.deps.kind.key_of(e)}; // a copy: `e` is moved below
         if (!key.empty())
-          groups[key].push_back(std::move(e));
+          groups[std::move(key)].push_back(std::move(e));
       }
       // Batches are identified by their `upto`: every commit ends at a distinct offset.
       st.pendings.push_back({groups.size(), batch.upto});
       auto upto = batch.upto;
-      for (auto& [key_view, events] : groups) {
-        std::string key{key_view};
+      for (auto& [key, events] : groups) {
         auto* e = entity_for(self, key, true);
         e->last_active = self->clock().now();
         ++e->inflight;

@@ -1,0 +1,234 @@
+#include "actor_fixture.hpp"
+
+#include "actors/ingest_log.hpp"
+#include "actors/router.hpp"
+#include "actors/sink_runner.hpp"
+
+using namespace sluice;
+using namespace sluice::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// A sink whose answers the test scripts: each write pops the next status (ok when exhausted).
+struct scripted_sink : sink {
+  std::vector<sink_status> script;
+  std::vector<event_batch> written;
+  size_t calls = 0;
+  sink_status start(std::string&) override {
+    return sink_status::ok;
+  }
+  sink_status write(const event_batch& events, std::string& error) override {
+    auto st = calls < script.size() ? script[calls] : sink_status::ok;
+    ++calls;
+    if (st == sink_status::ok)
+      written.push_back(events);
+    else
+      error = "scripted failure";
+    return st;
+  }
+  bool healthy() const override {
+    return true;
+  }
+  void stop() override {
+  }
+  std::string_view guarantee() const override {
+    return "test";
+  }
+};
+
+dead_letter_actor::behavior_type capture_dead_letters(dead_letter_actor::pointer,
+                                                      std::shared_ptr<std::vector<dead_letter>> out) {
+  return {
+    [out](dead_atom, std::vector<dead_letter>& xs) {
+      for (auto& x : xs)
+        out->push_back(std::move(x));
+    },
+    [](drain_atom) { return caf::ok_atom_v; },
+  };
+}
+
+struct sink_test : actor_test {
+  ingest_log_actor log;
+  std::shared_ptr<std::vector<dead_letter>> letters = std::make_shared<std::vector<dead_letter>>();
+  dead_letter_actor dlq;
+
+  sink_actor spawn_sink(std::shared_ptr<scripted_sink> target, uint32_t max_attempts = 3) {
+    ingest_log_deps ldeps;
+    ldeps.env = env_.get();
+    ldeps.metrics = &metrics_;
+    ldeps.consumers = {"sink.s"};
+    log = spawn(ingest_log, std::move(ldeps));
+    dlq = spawn(capture_dead_letters, letters);
+    sink_runner_deps deps;
+    deps.name = "s";
+    deps.cfg.max_attempts = max_attempts;
+    deps.cfg.flush_interval = 50ms;
+    deps.cfg.max_batch_events = 2;
+    deps.target = std::move(target);
+    deps.log = log;
+    deps.dead_letters = dlq;
+    deps.metrics = &metrics_;
+    auto s = spawn(sink_runner, std::move(deps));
+    run();
+    return s;
+  }
+
+  committed_batch batch(log_offset first, size_t n) {
+    committed_batch b;
+    for (size_t i = 0; i < n; ++i) {
+      auto e = make_event("id" + std::to_string(first + i), "play", "d", "p", 1);
+      e.offset = first + i;
+      b.events.push_back(e);
+    }
+    b.upto = first + n - 1;
+    return b;
+  }
+
+  log_offset stored_offset() {
+    persistence::read_txn txn{*env_};
+    auto v = txn.get(persistence::db::offsets, "sink.s");
+    return v ? persistence::decode_be64(*v) : 0;
+  }
+
+  double sink_metric(const char* name) {
+    return metrics_.value(name, {{"sink", "s"}});
+  }
+};
+
+TEST_F(sink_test, a_full_batch_is_written_and_the_offset_recorded_after_delivery) {
+  auto target = std::make_shared<scripted_sink>();
+  auto s = spawn_sink(target);
+  caf::anon_send(s, write_atom_v, batch(1, 2));
+  run();
+  ASSERT_EQ(target->written.size(), 1u);
+  EXPECT_EQ(target->written[0].size(), 2u);
+  EXPECT_EQ(stored_offset(), 2u);
+  EXPECT_EQ(sink_metric("sluice_sink_delivered_total"), 2.0);
+}
+
+TEST_F(sink_test, a_partial_batch_is_flushed_by_the_flush_interval) {
+  auto target = std::make_shared<scripted_sink>();
+  auto s = spawn_sink(target);
+  caf::anon_send(s, write_atom_v, batch(1, 1));
+  run();
+  EXPECT_TRUE(target->written.empty());
+  advance(50ms);
+  ASSERT_EQ(target->written.size(), 1u);
+  EXPECT_EQ(stored_offset(), 1u);
+}
+
+TEST_F(sink_test, a_transient_failure_is_retried_with_backoff_and_then_delivered) {
+  auto target = std::make_shared<scripted_sink>();
+  target->script = {sink_status::retry, sink_status::retry};
+  auto s = spawn_sink(target, 5);
+  caf::anon_send(s, write_atom_v, batch(1, 2));
+  run();
+  EXPECT_TRUE(target->written.empty());
+  EXPECT_EQ(stored_offset(), 0u) << "the offset must not move before delivery";
+  advance(1s);
+  advance(1s);
+  ASSERT_EQ(target->written.size(), 1u);
+  EXPECT_EQ(sink_metric("sluice_sink_retries_total"), 2.0);
+  EXPECT_EQ(stored_offset(), 2u);
+  EXPECT_TRUE(letters->empty());
+}
+
+TEST_F(sink_test, a_batch_goes_to_dead_letters_after_max_attempts_with_the_reason) {
+  auto target = std::make_shared<scripted_sink>();
+  target->script = {sink_status::retry, sink_status::retry, sink_status::retry};
+  auto s = spawn_sink(target, 3);
+  caf::anon_send(s, write_atom_v, batch(1, 2));
+  run();
+  for (int i = 0; i < 5; ++i)
+    advance(1s);
+  ASSERT_EQ(letters->size(), 2u);
+  EXPECT_NE((*letters)[0].reason.find("gave up after 3 attempts"), std::string::npos);
+  EXPECT_EQ((*letters)[0].origin, "sink.s");
+  EXPECT_EQ(sink_metric("sluice_sink_dead_lettered_total"), 2.0);
+  EXPECT_EQ(stored_offset(), 2u) << "dead-lettered events are done for this sink";
+}
+
+TEST_F(sink_test, a_permanent_failure_goes_to_dead_letters_at_once) {
+  auto target = std::make_shared<scripted_sink>();
+  target->script = {sink_status::error};
+  auto s = spawn_sink(target);
+  caf::anon_send(s, write_atom_v, batch(1, 2));
+  run();
+  EXPECT_EQ(letters->size(), 2u);
+  EXPECT_EQ(sink_metric("sluice_sink_errors_total"), 1.0);
+}
+
+TEST_F(sink_test, events_at_or_below_the_recorded_offset_are_not_written_again) {
+  auto target = std::make_shared<scripted_sink>();
+  auto s = spawn_sink(target);
+  caf::anon_send(s, write_atom_v, batch(1, 2));
+  run();
+  // A replay after a restart resends offsets 1..2 and a new one, 3: only 3 is new.
+  auto b = batch(1, 3);
+  caf::anon_send(s, write_atom_v, b);
+  run();
+  advance(50ms);
+  size_t written = 0;
+  for (auto& w : target->written)
+    written += w.size();
+  EXPECT_EQ(written, 3u);
+}
+
+struct router_test : actor_test {};
+
+sink_actor::behavior_type capture_sink(sink_actor::pointer, std::shared_ptr<captured> out) {
+  return {
+    [out](write_atom, committed_batch& b) { out->batches.push_back(std::move(b)); },
+    [out](drain_atom) {
+      ++out->drains;
+      return caf::ok_atom_v;
+    },
+    [](tick_atom) {},
+    [](retry_atom) {},
+  };
+}
+
+TEST_F(router_test, events_go_to_every_matching_route_and_the_rest_to_unmatched) {
+  auto errors = std::make_shared<captured>();
+  auto billing = std::make_shared<captured>();
+  auto all = std::make_shared<captured>();
+  caf::settings routes;
+  caf::settings r1, r2, r3, r4;
+  r1["when"] = std::string{"type == \"error\""};
+  r1["sinks"] = caf::config_value::list{caf::config_value{std::string{"errors"}}};
+  r2["when"] = std::string{"type == \"billing\""};
+  r2["sinks"] = caf::config_value::list{caf::config_value{std::string{"billing"}}};
+  r3["when"] = std::string{"type in [\"error\", \"billing\"] and attrs.amount > 10"};
+  r3["sinks"] = caf::config_value::list{caf::config_value{std::string{"all"}}};
+  r4["sinks"] = caf::config_value::list{caf::config_value{std::string{"all"}}};
+  routes["errors"] = r1;
+  routes["billing"] = r2;
+  routes["big"] = r3;
+  routes["_unmatched"] = r4;
+  route_table table;
+  ASSERT_EQ(load_routes(routes, {"errors", "billing", "all"}, table), "");
+  std::vector<sink_actor> sinks{spawn(capture_sink, errors), spawn(capture_sink, billing),
+                                spawn(capture_sink, all)};
+  auto r = spawn(router, table, std::vector<std::string>{"errors", "billing", "all"}, sinks,
+                      &metrics_);
+  committed_batch b;
+  b.events = {make_event("1", "error", "d", "", 1), make_event("2", "billing", "d", "", 1),
+              make_event("3", "play", "d", "", 1)};
+  for (size_t i = 0; i < 3; ++i)
+    b.events[i].offset = i + 1;
+  b.upto = 3;
+  caf::anon_send(r, dispatch_atom_v, b);
+  run();
+  ASSERT_EQ(errors->batches.size(), 1u);
+  EXPECT_EQ(errors->events(), 1u);
+  EXPECT_EQ(errors->batches[0].events[0].id, "1");
+  EXPECT_EQ(billing->events(), 1u);
+  EXPECT_EQ(all->events(), 1u);
+  EXPECT_EQ(all->batches[0].events[0].id, "3");
+  // Every sink learns how far the log went, even with no event for it.
+  EXPECT_EQ(billing->batches[0].upto, 3u);
+  EXPECT_EQ(metrics_.value("sluice_events_routed_total", {{"route", "_unmatched"}}), 1.0);
+}
+
+} // namespace
