@@ -288,11 +288,15 @@ private:
       });
     }
     ~responder_state() {
-      if (!done.load()) {
+      if (done.load())
+        return;
+      try {
         http_response r;
         r.status = 500;
         r.body = json_error("the endpoint handler finished without answering");
         respond(std::move(r));
+      } catch (...) {
+        // nop: out of memory while answering; the connection idles out
       }
     }
   };
