@@ -199,13 +199,13 @@ shard_actor::behavior_type shard(self_ptr self, shard_deps deps) {
     [self](query_atom, std::string& key, std::string& what, query_reply& reply) {
       auto* e = entity_for(self, key, false);
       if (e == nullptr) {
-        reply.fn(false, {});
+        reply.fn(query_reply::status::not_found, {});
         return;
       }
       e->last_active = self->clock().now();
       self->request(e->actor, caf::infinite, query_atom_v, std::move(what))
-        .then([reply](std::string& json) { reply.fn(true, std::move(json)); },
-              [reply](caf::error& err) { reply.fn(false, to_string(err)); });
+        .then([reply](std::string& json) { reply.fn(query_reply::status::found, std::move(json)); },
+              [reply](caf::error& err) { reply.fn(query_reply::status::failed, to_string(err)); });
     },
     [self](tick_atom) {
       checkpoint_now(self);

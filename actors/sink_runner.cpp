@@ -8,6 +8,11 @@
 
 namespace sluice {
 
+sink_runner_state::~sink_runner_state() {
+  if (deps.target)
+    deps.target->stop();
+}
+
 namespace {
 
 using self_ptr = sink_actor::stateful_pointer<sink_runner_state>;
@@ -162,7 +167,6 @@ sink_actor::behavior_type sink_runner(self_ptr self, sink_runner_deps deps) {
   if (!st.started)
     aout(self) << "sink " << st.deps.name << ": start failed (will retry): " << error << '\n';
   self->delayed_send(self, st.deps.cfg.flush_interval, tick_atom_v);
-  self->attach_functor([self] { self->state.deps.target->stop(); });
   return {
     [self](write_atom, committed_batch& batch) {
       auto& st = self->state;

@@ -60,6 +60,9 @@ struct sink_runner_state {
   counter* errors = nullptr;
   gauge* queued = nullptr;
   gauge* healthy = nullptr;
+  /// Stops the sink (CAF 0.17 runs attached functors after the state is gone, so cleanup lives
+  /// here).
+  ~sink_runner_state();
 };
 
 sink_actor::behavior_type sink_runner(sink_actor::stateful_pointer<sink_runner_state> self,

@@ -1,6 +1,7 @@
 #include "gateway/actor_bridge.hpp"
 
 #include "actors/metrics.hpp"
+#include "messages/codec.hpp"
 
 #include <caf/all.hpp>
 
@@ -39,11 +40,21 @@ handler entity_query(const std::vector<shard_actor>& shards, std::string param, 
     }
     auto& owner = node_handles::owner(shards, i->second);
     query_reply reply;
-    reply.fn = [respond, not_found](bool found, std::string json) {
-      if (found)
-        respond(json_response(200, std::move(json)));
-      else
-        respond(json_response(404, "{\"error\":\"" + not_found + "\"}"));
+    reply.fn = [respond, not_found](query_reply::status st, std::string json) {
+      switch (st) {
+        case query_reply::status::found:
+          respond(json_response(200, std::move(json)));
+          break;
+        case query_reply::status::not_found:
+          respond(json_response(404, "{\"error\":\"" + not_found + "\"}"));
+          break;
+        case query_reply::status::failed: {
+          std::string body = "{\"error\":";
+          append_json_string(body, "state query failed: " + json);
+          respond(json_response(500, body + "}"));
+          break;
+        }
+      }
     };
     caf::anon_send(owner, query_atom_v, i->second, what, std::move(reply));
   };

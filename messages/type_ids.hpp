@@ -62,9 +62,11 @@ struct dead_letter {
   std::string origin;
 };
 
-/// Answers a query with a JSON document (`found == false` → 404). Local only.
+/// Answers a query. Local only.
 struct query_reply {
-  std::function<void(bool found, std::string json)> fn;
+  enum class status { found, not_found, failed };
+  /// `json` is the document when found, the reason when failed.
+  std::function<void(status, std::string json)> fn;
 };
 
 template <class Inspector>

@@ -59,7 +59,9 @@ struct shard_test : actor_test {
 
   void query(const std::string& profile) {
     query_reply reply;
-    reply.fn = [this](bool found, std::string json) { answers.emplace_back(found, json); };
+    reply.fn = [this](query_reply::status st, std::string json) {
+      answers.emplace_back(st == query_reply::status::found, json);
+    };
     caf::anon_send(profiles, query_atom_v, profile, std::string{"continue-watching"}, reply);
     run();
   }

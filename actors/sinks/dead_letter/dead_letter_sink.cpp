@@ -17,6 +17,11 @@
 
 namespace sluice {
 
+dead_letter_state::~dead_letter_state() {
+  if (fd >= 0)
+    ::close(fd);
+}
+
 dead_letter_actor::behavior_type
 dead_letter_sink(dead_letter_actor::stateful_pointer<dead_letter_state> self, std::string path,
                  std::string node, metrics_registry* metrics) {
@@ -31,10 +36,6 @@ dead_letter_sink(dead_letter_actor::stateful_pointer<dead_letter_state> self, st
   st.fd = ::open(st.path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (st.fd < 0)
     aout(self) << "dead-letters: cannot open " << st.path << ": " << std::strerror(errno) << '\n';
-  self->attach_functor([self] {
-    if (self->state.fd >= 0)
-      ::close(self->state.fd);
-  });
   return {
     [self](dead_atom, std::vector<dead_letter>& letters) {
       auto& st = self->state;

@@ -27,6 +27,7 @@ struct dead_letter_state {
   std::string buffer;
   metrics_registry* metrics = nullptr;
   counter* failures = nullptr;
+  ~dead_letter_state();
 };
 
 dead_letter_actor::behavior_type
