@@ -12,9 +12,10 @@ entity_actor::behavior_type device_actor(entity_actor::stateful_pointer<device_a
     aout(self) << "device " << st.device_id << ": stored state unreadable, starting empty\n";
   return {
     [self](done_atom) { self->quit(); },
-    [self](apply_atom, const event_batch& events) -> std::string {
+    [self](apply_atom, log_offset upto, const event_batch& events) {
       self->state.model.apply(events);
-      return self->state.model.encode();
+      auto shard = caf::actor_cast<shard_actor>(self->current_sender());
+      self->send(shard, applied_atom_v, self->state.device_id, upto, self->state.model.encode());
     },
     [self](query_atom, const std::string&) -> std::string {
       return self->state.model.json(self->state.device_id);

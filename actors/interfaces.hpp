@@ -37,10 +37,12 @@ using ingest_log_actor = caf::typed_actor<
   /// Commits what is pending, then drains every consumer; answers when all are durable.
   caf::replies_to<drain_atom>::with<caf::ok_atom>>;
 
-/// A per-key (device or profile) actor: applies batches of its key's events and answers its new
-/// encoded state; answers queries with a JSON document.
+/// A per-key (device or profile) actor: applies batches of its key's events (the `log_offset` is the
+/// batch's `upto`) and sends its new encoded state back to the sender as
+/// `(applied_atom, key, upto, state)` — a plain message, not a request, so a backlog costs no
+/// per-request bookkeeping; answers queries with a JSON document.
 using entity_actor = caf::typed_actor<
-  caf::replies_to<apply_atom, event_batch>::with<std::string>,
+  caf::reacts_to<apply_atom, log_offset, event_batch>,
   caf::replies_to<query_atom, std::string>::with<std::string>,
   /// Passivation: the state is committed, stop normally.
   caf::reacts_to<done_atom>>;
@@ -49,6 +51,8 @@ using entity_actor = caf::typed_actor<
 using shard_actor = consumer_actor::extend<
   /// Answers a query (`what`) about `key` through the callback.
   caf::reacts_to<query_atom, std::string, std::string, query_reply>,
+  /// An entity's new state after the batch ending at `upto`: (key, upto, state).
+  caf::reacts_to<applied_atom, std::string, log_offset, std::string>,
   /// Internal: checkpoint dirty state and passivate idle entities.
   caf::reacts_to<tick_atom>>;
 

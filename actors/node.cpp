@@ -75,7 +75,8 @@ node_handles spawn_node(caf::actor_system& sys, persistence::environment& env,
     h.sinks.push_back(spawn_io(sys, opts.detached_io, sink_runner, std::move(deps)));
     sink_names.push_back(spec.name);
   }
-  h.router = sys.spawn(router, opts.routes, sink_names, h.sinks, &metrics);
+  // The router sees every event: its own thread keeps it clear of the entity actors' load.
+  h.router = spawn_io(sys, opts.detached_io, router, opts.routes, sink_names, h.sinks, &metrics);
 
   auto make_shards = [&](const entity_kind& kind, size_t n, std::vector<shard_actor>& out) {
     for (size_t i = 0; i < n; ++i) {

@@ -14,9 +14,10 @@ entity_actor::behavior_type profile_actor(entity_actor::stateful_pointer<profile
     aout(self) << "profile " << st.profile_id << ": stored state unreadable, starting empty\n";
   return {
     [self](done_atom) { self->quit(); },
-    [self](apply_atom, const event_batch& events) -> std::string {
+    [self](apply_atom, log_offset upto, const event_batch& events) {
       self->state.model.apply(events);
-      return self->state.model.encode();
+      auto shard = caf::actor_cast<shard_actor>(self->current_sender());
+      self->send(shard, applied_atom_v, self->state.profile_id, upto, self->state.model.encode());
     },
     [self](query_atom, const std::string& what) -> std::string {
       (void) what; // one view so far: continue watching

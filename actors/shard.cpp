@@ -100,20 +100,17 @@ void checkpoint_now(self_ptr self) {
 
 void complete_pending(self_ptr self) {
   auto& st = self->state;
-  while (!st.pendings.empty() && st.pendings.front().remaining == 0) {
-    st.completed_upto = std::max(st.completed_upto, st.pendings.front().upto);
-    st.pendings.pop_front();
+  while (!st.pendings.empty() && st.pendings.begin()->second == 0) {
+    st.completed_upto = std::max(st.completed_upto, st.pendings.begin()->first);
+    st.pendings.erase(st.pendings.begin());
   }
   try_finish_drains(self);
 }
 
 // One entity of the batch ending at `upto` answered (or failed).
 void answered(self_ptr self, log_offset upto) {
-  for (auto& p : self->state.pendings)
-    if (p.upto == upto && p.remaining > 0) {
-      --p.remaining;
-      break;
-    }
+  if (auto i = self->state.pendings.find(upto); i != self->state.pendings.end() && i->second > 0)
+    --i->second;
   complete_pending(self);
 }
 
@@ -165,36 +162,25 @@ shard_actor::behavior_type shard(self_ptr self, shard_deps deps) {
         if (!key.empty())
           groups[std::move(key)].push_back(std::move(e));
       }
-      // Batches are identified by their `upto`: every commit ends at a distinct offset.
-      st.pendings.push_back({groups.size(), batch.upto});
+      st.pendings[batch.upto] += groups.size();
       auto upto = batch.upto;
       for (auto& [key, events] : groups) {
         auto* e = entity_for(self, key, true);
         e->last_active = self->clock().now();
         ++e->inflight;
-        self->request(e->actor, caf::infinite, apply_atom_v, std::move(events))
-          .then(
-            [self, key, upto](std::string& state) {
-              auto& st = self->state;
-              if (auto i = st.entities.find(key); i != st.entities.end()) {
-                auto& ent = i->second;
-                --ent.inflight;
-                ++ent.version;
-                st.dirty[key] = {ent.version, std::move(state)};
-              }
-              answered(self, upto);
-            },
-            [self, key, upto](caf::error& err) {
-              auto& st = self->state;
-              st.failures->inc();
-              aout(self) << st.consumer << ": apply for " << key
-                         << " failed: " << to_string(err) << '\n';
-              if (auto i = st.entities.find(key); i != st.entities.end())
-                --i->second.inflight;
-              answered(self, upto);
-            });
+        self->send(e->actor, apply_atom_v, upto, std::move(events));
       }
       complete_pending(self);
+    },
+    [self](applied_atom, std::string& key, log_offset upto, std::string& state) {
+      auto& st = self->state;
+      if (auto i = st.entities.find(key); i != st.entities.end()) {
+        auto& ent = i->second;
+        --ent.inflight;
+        ++ent.version;
+        st.dirty[key] = {ent.version, std::move(state)};
+      }
+      answered(self, upto);
     },
     [self](query_atom, std::string& key, std::string& what, query_reply& reply) {
       auto* e = entity_for(self, key, false);

@@ -6,7 +6,7 @@
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_response_promise.hpp>
 
-#include <deque>
+#include <map>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -71,16 +71,15 @@ struct shard_state {
     uint64_t committed = 0; ///< newest version known durable
     uint32_t inflight = 0;  ///< applies awaiting an answer
   };
-  struct pending {
-    size_t remaining = 0;
-    log_offset upto = 0;
-  };
+
   shard_deps deps;
   std::string consumer;
   std::unordered_map<std::string, entry> entities;
   /// key → (version, encoded state) not yet committed.
   std::unordered_map<std::string, std::pair<uint64_t, std::string>> dirty;
-  std::deque<pending> pendings;
+  /// Dispatched batches by their `upto` (every commit ends at a distinct offset) → entities that
+  /// have not answered yet. Completed in offset order from the front.
+  std::map<log_offset, size_t> pendings;
   log_offset completed_upto = 0;
   bool checkpointing = false;
   std::vector<caf::typed_response_promise<caf::ok_atom>> drains;

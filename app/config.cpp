@@ -14,6 +14,9 @@ node_config::node_config() {
   // two workers leave the io threads a core on small machines. Both can be overridden.
   set("scheduler.policy", caf::atom("sharing"));
   set("scheduler.max-threads", 2);
+  // CAF 0.17 lets an actor drain its whole mailbox per turn; under load a shard flooded with
+  // entity answers would hold a worker indefinitely. A bounded turn keeps actors fair.
+  set("scheduler.max-throughput", 64);
   opt_group{custom_options_, "sluice"}
     .add(node_name, "node", "name of this node, written into every event as `node`")
     .add(data_dir, "data-dir", "directory holding LMDB, sink files, dead letters, gateway.port");

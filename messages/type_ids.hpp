@@ -115,6 +115,7 @@ CAF_ADD_ATOM(sluice, sluice, retry_atom, "retry")
 CAF_ADD_ATOM(sluice, sluice, dead_atom, "dead")
 CAF_ADD_ATOM(sluice, sluice, done_atom, "done")
 CAF_ADD_ATOM(sluice, sluice, connect_atom, "connect")
+CAF_ADD_ATOM(sluice, sluice, applied_atom, "applied")
 
 CAF_END_TYPE_ID_BLOCK(sluice)
 
