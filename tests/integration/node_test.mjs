@@ -44,6 +44,8 @@ const nodes = new Set(); // running child processes, killed on failure
 function fail(msg) {
   throw new Error(msg);
 }
+// An error that waitFor does not retry.
+class Fatal extends Error {}
 
 async function waitFor(what, fn, timeoutMs = 10000, intervalMs = 50) {
   const deadline = Date.now() + timeoutMs;
@@ -53,6 +55,7 @@ async function waitFor(what, fn, timeoutMs = 10000, intervalMs = 50) {
       last = await fn();
       if (last) return last;
     } catch (e) {
+      if (e instanceof Fatal) throw e;
       last = e;
     }
     if (Date.now() > deadline) {
@@ -98,7 +101,7 @@ async function startReadyNode() {
   const node = startNode();
   try {
     await waitFor('the "listening on" line', () => {
-      if (node.exited) fail(`node exited early: ${JSON.stringify(node.exited)}`);
+      if (node.exited) throw new Fatal(`node exited before listening: ${JSON.stringify(node.exited)}`);
       const m = /listening on 127\.0\.0\.1:(\d+)/.exec(node.stdout);
       return m && Number(m[1]);
     }, 20000, 20).then((port) => { node.port = port; });
@@ -677,7 +680,8 @@ try {
 } catch (e) {
   for (const p of nodes) p.kill('SIGKILL');
   console.error(`FAIL: ${e.message}`);
-  if (e.stack) console.error(e.stack.split('\n').slice(1, 4).join('\n'));
+  const frames = (e.stack ?? '').split('\n').filter((l) => /^\s+at /.test(l));
+  if (frames.length) console.error(frames.slice(0, 3).join('\n'));
   console.error(`data dir kept for inspection: ${dataDir}`);
   process.exit(1);
 }
