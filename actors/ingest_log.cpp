@@ -1,6 +1,7 @@
 #include "actors/ingest_log.hpp"
 
 #include "actors/metrics.hpp"
+#include "actors/placement.hpp"
 #include "messages/codec.hpp"
 #include "persistence/lmdb.hpp"
 #include "persistence/log_store.hpp"
@@ -17,20 +18,6 @@ namespace sluice {
 namespace {
 
 using self_ptr = ingest_log_actor::stateful_pointer<ingest_log_state>;
-
-persistence::db db_of(state_space space) {
-  switch (space) {
-    case state_space::devices: return persistence::db::devices;
-    case state_space::profiles: return persistence::db::profiles;
-    case state_space::aggregates: return persistence::db::aggregates;
-    case state_space::routes: return persistence::db::routes;
-    default: return persistence::db::meta;
-  }
-}
-
-size_t shard_of(std::string_view key, size_t n) {
-  return std::hash<std::string_view>{}(key) % n;
-}
 
 void update_gauges(self_ptr self) {
   auto& st = self->state;
@@ -61,7 +48,7 @@ void dispatch(self_ptr self, event_batch events, log_offset upto) {
     for (auto& e : events) {
       std::string_view key = key_of(e);
       if (!key.empty())
-        parts[shard_of(key, shards.size())].push_back(e);
+        parts[shard_index(key, shards.size())].push_back(e);
     }
     for (size_t i = 0; i < shards.size(); ++i) {
       self->send(shards[i], dispatch_atom_v, committed_batch{std::move(parts[i]), upto});

@@ -3,6 +3,7 @@
 #include "actors/device_actor.hpp"
 #include "actors/ingest_log.hpp"
 #include "actors/metrics.hpp"
+#include "actors/placement.hpp"
 #include "actors/profile_actor.hpp"
 #include "actors/router.hpp"
 #include "actors/shard.hpp"
@@ -19,8 +20,7 @@ namespace sluice {
 
 const shard_actor& node_handles::owner(const std::vector<shard_actor>& shards,
                                        std::string_view key) {
-  // Same placement as the ingest log's dispatch.
-  return shards[std::hash<std::string_view>{}(key) % shards.size()];
+  return shards[shard_index(key, shards.size())];
 }
 
 namespace {

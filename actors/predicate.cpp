@@ -110,28 +110,22 @@ private:
   }
 
   int32_t parse_or() {
-    auto lhs = parse_and();
-    while (lhs >= 0 && keyword("or")) {
-      auto rhs = parse_and();
-      if (rhs < 0)
-        return -1;
-      node n;
-      n.kind = op::or_;
-      n.lhs = lhs;
-      n.rhs = rhs;
-      lhs = push(std::move(n));
-    }
-    return lhs;
+    return parse_binary("or", op::or_, &predicate_parser::parse_and);
   }
 
   int32_t parse_and() {
-    auto lhs = parse_unary();
-    while (lhs >= 0 && keyword("and")) {
-      auto rhs = parse_unary();
+    return parse_binary("and", op::and_, &predicate_parser::parse_unary);
+  }
+
+  // Left-associative `operand (kw operand)*`.
+  int32_t parse_binary(std::string_view kw, op kind, int32_t (predicate_parser::*operand)()) {
+    auto lhs = (this->*operand)();
+    while (lhs >= 0 && keyword(kw)) {
+      auto rhs = (this->*operand)();
       if (rhs < 0)
         return -1;
       node n;
-      n.kind = op::and_;
+      n.kind = kind;
       n.lhs = lhs;
       n.rhs = rhs;
       lhs = push(std::move(n));

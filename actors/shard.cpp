@@ -1,6 +1,7 @@
 #include "actors/shard.hpp"
 
 #include "actors/metrics.hpp"
+#include "actors/placement.hpp"
 #include "persistence/lmdb.hpp"
 
 #include <caf/all.hpp>
@@ -12,16 +13,6 @@ namespace sluice {
 namespace {
 
 using self_ptr = shard_actor::stateful_pointer<shard_state>;
-
-persistence::db db_of(state_space space) {
-  switch (space) {
-    case state_space::devices: return persistence::db::devices;
-    case state_space::profiles: return persistence::db::profiles;
-    case state_space::aggregates: return persistence::db::aggregates;
-    case state_space::routes: return persistence::db::routes;
-    default: return persistence::db::meta;
-  }
-}
 
 // Finds the entity of `key`, restoring or spawning it. Returns nullptr when `create` is false and
 // the key has no stored state.

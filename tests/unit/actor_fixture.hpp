@@ -11,6 +11,7 @@
 #include <caf/scheduler/test_coordinator.hpp>
 
 #include <gtest/gtest.h>
+#include <msgpack.hpp>
 
 #include <cstdlib>
 #include <filesystem>
@@ -122,6 +123,22 @@ inline event make_event(std::string id, std::string type, std::string device, st
   e.ts = ts;
   e.ingest_ts = ts;
   return e;
+}
+
+/// msgpack attrs `{"title_id": title, "position_ms": position[, "duration_ms": duration]}`.
+inline std::string playback_attrs(const std::string& title, int64_t position, int64_t duration = 0) {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk{buf};
+  pk.pack_map(duration > 0 ? 3 : 2);
+  pk.pack(std::string{"title_id"});
+  pk.pack(title);
+  pk.pack(std::string{"position_ms"});
+  pk.pack(position);
+  if (duration > 0) {
+    pk.pack(std::string{"duration_ms"});
+    pk.pack(duration);
+  }
+  return std::string{buf.data(), buf.size()};
 }
 
 } // namespace sluice::testing

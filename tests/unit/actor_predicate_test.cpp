@@ -1,3 +1,4 @@
+#include "actor_fixture.hpp"
 #include "actors/predicate.hpp"
 #include "actors/profile_model.hpp"
 #include "actors/device_model.hpp"
@@ -115,17 +116,6 @@ TEST(predicate, parse_errors_name_the_line_and_column_and_what_was_expected) {
 
 event playback(log_offset offset, std::string type, int64_t ts, std::string title, int64_t pos,
                int64_t duration = 0) {
-  msgpack::sbuffer buf;
-  msgpack::packer<msgpack::sbuffer> pk{buf};
-  pk.pack_map(duration > 0 ? 3 : 2);
-  pk.pack(std::string{"title_id"});
-  pk.pack(title);
-  pk.pack(std::string{"position_ms"});
-  pk.pack(pos);
-  if (duration > 0) {
-    pk.pack(std::string{"duration_ms"});
-    pk.pack(duration);
-  }
   event e;
   e.id = "e" + std::to_string(offset);
   e.type = std::move(type);
@@ -133,7 +123,7 @@ event playback(log_offset offset, std::string type, int64_t ts, std::string titl
   e.profile_id = "p";
   e.ts = ts;
   e.offset = offset;
-  e.attrs.assign(buf.data(), buf.size());
+  e.attrs = sluice::testing::playback_attrs(title, pos, duration);
   return e;
 }
 

@@ -13,21 +13,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string playback_attrs(const std::string& title, int64_t position, int64_t duration = 0) {
-  msgpack::sbuffer buf;
-  msgpack::packer<msgpack::sbuffer> pk{buf};
-  pk.pack_map(duration > 0 ? 3 : 2);
-  pk.pack(std::string{"title_id"});
-  pk.pack(title);
-  pk.pack(std::string{"position_ms"});
-  pk.pack(position);
-  if (duration > 0) {
-    pk.pack(std::string{"duration_ms"});
-    pk.pack(duration);
-  }
-  return std::string{buf.data(), buf.size()};
-}
-
 struct shard_test : actor_test {
   ingest_log_actor log;
   shard_actor profiles;
