@@ -150,8 +150,9 @@ sink_actor::behavior_type sink_runner(self_ptr self, sink_runner_deps deps) {
   metric_labels labels{{"sink", st.deps.name}};
   st.delivered = &m.get_counter("sluice_sink_delivered_total",
                                 "Events delivered and made durable by a sink", labels);
-  st.dead_lettered = &m.get_counter("sluice_sink_dead_lettered_total",
-                                    "Events a sink gave up on and sent to the dead-letter sink",
+  st.dead_lettered = &m.get_counter("sluice_sink_dropped_total",
+                                    "Events a sink did not deliver (after max-attempts or a "
+                                    "permanent error); every one went to the dead-letter sink",
                                     labels);
   st.retries = &m.get_counter("sluice_sink_retries_total", "Write attempts that asked for a retry",
                               labels);

@@ -145,7 +145,7 @@ TEST_F(sink_test, a_batch_goes_to_dead_letters_after_max_attempts_with_the_reaso
   ASSERT_EQ(letters->size(), 2u);
   EXPECT_NE((*letters)[0].reason.find("gave up after 3 attempts"), std::string::npos);
   EXPECT_EQ((*letters)[0].origin, "sink.s");
-  EXPECT_EQ(sink_metric("sluice_sink_dead_lettered_total"), 2.0);
+  EXPECT_EQ(sink_metric("sluice_sink_dropped_total"), 2.0);
   EXPECT_EQ(stored_offset(), 2u) << "dead-lettered events are done for this sink";
 }
 
