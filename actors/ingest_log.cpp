@@ -1,5 +1,6 @@
 #include "actors/ingest_log.hpp"
 
+#include "actors/drain.hpp"
 #include "actors/metrics.hpp"
 #include "actors/placement.hpp"
 #include "messages/codec.hpp"
@@ -276,21 +277,10 @@ ingest_log_actor::behavior_type ingest_log(self_ptr self, ingest_log_deps deps) 
       all.insert(all.end(), st.deps.profile_shards.begin(), st.deps.profile_shards.end());
       if (st.deps.router)
         all.push_back(st.deps.router);
-      if (all.empty()) {
+      drain_all(self, all, [self, rp]() mutable {
+        run_commit(self); // anything the drains left pending
         rp.deliver(caf::ok_atom_v);
-        return rp;
-      }
-      auto remaining = std::make_shared<size_t>(all.size());
-      auto finish = [self, rp, remaining]() mutable {
-        if (--*remaining == 0) {
-          run_commit(self); // anything the drains left pending
-          rp.deliver(caf::ok_atom_v);
-        }
-      };
-      for (auto& c : all)
-        self->request(c, caf::infinite, drain_atom_v)
-          .then([finish](caf::ok_atom) mutable { finish(); },
-                [finish](caf::error&) mutable { finish(); });
+      });
       return rp;
     },
   };

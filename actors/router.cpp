@@ -1,10 +1,10 @@
 #include "actors/router.hpp"
 
+#include "actors/drain.hpp"
 #include "actors/metrics.hpp"
 
 #include <caf/all.hpp>
 
-#include <memory>
 
 namespace sluice {
 
@@ -63,23 +63,7 @@ consumer_actor::behavior_type router(consumer_actor::stateful_pointer<router_sta
     },
     [self](drain_atom) -> caf::result<caf::ok_atom> {
       auto rp = self->make_response_promise<caf::ok_atom>();
-      auto& sinks = self->state.sinks;
-      if (sinks.empty()) {
-        rp.deliver(caf::ok_atom_v);
-        return rp;
-      }
-      auto remaining = std::make_shared<size_t>(sinks.size());
-      for (auto& s : sinks) {
-        self->request(s, caf::infinite, drain_atom_v)
-          .then([rp, remaining](caf::ok_atom) mutable {
-                  if (--*remaining == 0)
-                    rp.deliver(caf::ok_atom_v);
-                },
-                [rp, remaining](caf::error&) mutable {
-                  if (--*remaining == 0)
-                    rp.deliver(caf::ok_atom_v);
-                });
-      }
+      drain_all(self, self->state.sinks, [rp]() mutable { rp.deliver(caf::ok_atom_v); });
       return rp;
     },
   };

@@ -139,7 +139,7 @@ shard_actor::behavior_type shard(self_ptr self, shard_deps deps) {
   st.spawned = &m.get_counter("sluice_actors_spawned_total",
                               "Entity actors created for a new key", kind);
   st.failures = &m.get_counter("sluice_actor_failures_total",
-                               "Entity applies and checkpoints that failed", kind);
+                               "Shard checkpoints that failed (state stays uncommitted and is replayed)", kind);
   self->delayed_send(self, st.deps.checkpoint_interval, tick_atom_v);
   return {
     [self](dispatch_atom, committed_batch& batch) {
