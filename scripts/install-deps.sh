@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   build-essential cmake pkg-config ccache git
   libcaf-dev libboost-dev libmsgpack-cxx-dev liblmdb-dev libfmt-dev libspdlog-dev
-  libsimdjson-dev libssl-dev libzstd-dev
+  libsimdjson-dev libssl-dev libzstd-dev libsnappy-dev libcurl4-openssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   prometheus wrk curl strace
 )

@@ -1,0 +1,83 @@
+#pragma once
+
+// Where the lake's files live: a local directory or an S3-compatible bucket (plain C++, no CAF).
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sluice::persistence {
+
+/// A failed store operation. `transient()` says whether trying again may succeed (network error,
+/// 5xx, throttling) or not (403 bad credentials, 404 bucket, local I/O error other than ENOSPC...).
+class store_error : public std::runtime_error {
+public:
+  store_error(const std::string& what, bool transient)
+    : std::runtime_error(what), transient_(transient) {}
+  bool transient() const noexcept { return transient_; }
+private:
+  bool transient_;
+};
+
+struct object_info {
+  std::string key; ///< relative to the store's root/prefix, '/'-separated
+  uint64_t size = 0;
+};
+
+/// Configuration of a store. `root` is a local path (absolute or relative, or `file://...`) or
+/// `s3://bucket/prefix`.
+struct object_store_config {
+  std::string root;
+  /// S3 only. `endpoint` like `http://127.0.0.1:4569` (path-style addressing) or empty for AWS
+  /// (`https://<bucket>.s3.<region>.amazonaws.com`). Credentials fall back to the environment
+  /// (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION) when empty.
+  std::string endpoint;
+  std::string region;
+  std::string access_key;
+  std::string secret_key;
+  std::string session_token;
+  /// Files above this size use multipart upload, in parts of `part_bytes` (S3 minimum 5 MiB).
+  uint64_t multipart_threshold = 16u << 20;
+  uint64_t part_bytes = 8u << 20;
+  /// Per-request attempts for transient failures (with exponential backoff), and timeouts.
+  uint32_t max_attempts = 4;
+  std::chrono::milliseconds connect_timeout{2000};
+  std::chrono::milliseconds request_timeout{30000};
+
+  /// Empty when valid; otherwise what is wrong, naming the option.
+  std::string validate() const;
+};
+
+/// A flat key → bytes store with atomic whole-object visibility: a reader sees a complete object
+/// or none, never part of one. Locally, objects are written to a temporary name, fsynced, renamed
+/// into place and the directory fsynced; on S3, PUT (or a completed multipart upload) is atomic and
+/// S3 gives read-after-write consistency. Not thread-safe per instance.
+class object_store {
+public:
+  virtual ~object_store() = default;
+  /// Stores the local file at `local_path` as `key`. The local file is consumed: it may be renamed
+  /// (local store, same file system) or deleted after upload.
+  virtual void put_file(const std::string& key, const std::string& local_path) = 0;
+  /// Stores `bytes` as `key` (replaces an existing object atomically).
+  virtual void put(const std::string& key, std::string_view bytes) = 0;
+  /// The object's bytes, or nullopt when it does not exist.
+  virtual std::optional<std::string> get(const std::string& key) = 0;
+  /// Every object whose key starts with `prefix`, sorted by key.
+  virtual std::vector<object_info> list(const std::string& prefix) = 0;
+  /// Deletes `key`; no error when it does not exist.
+  virtual void remove(const std::string& key) = 0;
+  /// `file:///abs/path` or `s3://bucket/prefix`: what readers should use to address `key`.
+  virtual std::string url(const std::string& key) const = 0;
+  /// Cheap reachability check (for health): true when the last operation succeeded.
+  virtual bool healthy() const = 0;
+};
+
+/// Opens the store for `cfg.root` (throws store_error when it cannot, e.g. invalid root).
+std::unique_ptr<object_store> open_object_store(const object_store_config& cfg);
+
+} // namespace sluice::persistence
