@@ -86,14 +86,15 @@ void flush(self_ptr self);
 
 void attempt(self_ptr self) {
   auto& st = self->state;
-  std::string error;
+  write_report report;
+  auto& error = report.error;
   auto status = sink_status::ok;
   if (!st.started) {
     status = st.deps.target->start(error);
     st.started = status == sink_status::ok;
   }
   if (status == sink_status::ok)
-    status = st.deps.target->write(st.inflight, error);
+    status = st.deps.target->write(st.inflight, report);
   st.healthy->set(st.deps.target->healthy() ? 1 : 0);
   switch (status) {
     case sink_status::ok:

@@ -11,6 +11,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace sluice {
 
@@ -22,18 +24,44 @@ enum class sink_status {
   error, ///< permanent failure for this batch; the engine sends it to the dead-letter sink
 };
 
+/// What a sink says about one `write` besides its status.
+struct write_report {
+  /// Why, when the status is `retry` or `error`.
+  std::string error;
+  /// Events this sink refuses for good while it accepts the rest of the batch: (index into the
+  /// batch, reason naming the field). The engine sends them to the dead-letter sink and counts
+  /// them; only meaningful with status `ok`.
+  std::vector<std::pair<size_t, std::string>> rejected;
+};
+
 /// One delivery target. Implementations are plain C++ and may block (the runner is a detached
 /// actor with its own thread); they are never called concurrently.
+///
+/// Offsets: after a `write` returns `ok`, the engine records `durable_upto(upto)` as the sink's
+/// consumer offset (`sink.<name>`), where `upto` is the last log offset the batch covers. A
+/// write-through sink is durable on `ok` (the default). A buffering sink (the lake) answers the
+/// highest offset below which everything it accepted is durable, and makes the rest durable in
+/// `flush`.
 class sink {
 public:
   virtual ~sink() = default;
   /// Opens files or connections. `retry` makes the runner try again with backoff.
   virtual sink_status start(std::string& error) = 0;
-  /// Delivers `events` (in offset order). On `retry` the same batch comes again.
-  virtual sink_status write(const event_batch& events, std::string& error) = 0;
+  /// Delivers `events` (in offset order). On `retry` the same batch comes again (a buffering
+  /// sink must not take it twice).
+  virtual sink_status write(const event_batch& events, write_report& report) = 0;
+  /// See the class comment; `accepted_upto` is the `upto` of the last batch written with `ok`.
+  virtual log_offset durable_upto(log_offset accepted_upto) const { return accepted_upto; }
+  /// Called every `flush-interval` (`final` = false) and when the node drains (`final` = true:
+  /// make everything accepted durable). Buffering sinks flush by age here.
+  virtual sink_status flush(bool final, std::string& error) {
+    (void) final;
+    (void) error;
+    return sink_status::ok;
+  }
   /// Cheap health check for `/readyz` and the console.
   virtual bool healthy() const = 0;
-  /// Flushes and closes.
+  /// Closes (after a final `flush`).
   virtual void stop() = 0;
   /// The delivery guarantee this sink gives, in one sentence, for docs and `--help`.
   virtual std::string_view guarantee() const = 0;

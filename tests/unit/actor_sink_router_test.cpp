@@ -18,13 +18,13 @@ struct scripted_sink : sink {
   sink_status start(std::string&) override {
     return sink_status::ok;
   }
-  sink_status write(const event_batch& events, std::string& error) override {
+  sink_status write(const event_batch& events, write_report& report) override {
     auto st = calls < script.size() ? script[calls] : sink_status::ok;
     ++calls;
     if (st == sink_status::ok)
       written.push_back(events);
     else
-      error = "scripted failure";
+      report.error = "scripted failure";
     return st;
   }
   bool healthy() const override {

@@ -57,7 +57,8 @@ sink_status file_sink::start(std::string& error) {
   return sink_status::ok;
 }
 
-sink_status file_sink::write(const event_batch& events, std::string& error) {
+sink_status file_sink::write(const event_batch& events, write_report& report) {
+  auto& error = report.error;
   if (fd_ < 0) {
     if (auto st = start(error); st != sink_status::ok)
       return st;

@@ -29,7 +29,7 @@ public:
   file_sink(file_sink_config cfg, std::string node);
   ~file_sink() override;
   sink_status start(std::string& error) override;
-  sink_status write(const event_batch& events, std::string& error) override;
+  sink_status write(const event_batch& events, write_report& report) override;
   bool healthy() const override;
   void stop() override;
   std::string_view guarantee() const override;
