@@ -20,66 +20,218 @@ namespace {
 
 using self_ptr = ingest_log_actor::stateful_pointer<ingest_log_state>;
 
+/// Seconds a refused sender is told to wait.
+constexpr uint32_t overload_retry_after_s = 1;
+
+/// Why the gate is closed, or nullptr when it is open.
+const char* gate_reason(self_ptr self) {
+  auto& st = self->state;
+  if (st.out_of_space)
+    return "the ingest log is out of storage space (storage.max-map-bytes or disk full)";
+  if (st.deps.max_log_bytes > 0 && st.log->stats().bytes > st.deps.max_log_bytes)
+    return "the ingest log holds more unconsumed data than storage.max-log-bytes";
+  if (st.pending_events >= st.deps.max_pending_events)
+    return "the ingest log's commit queue is full";
+  return nullptr;
+}
+
+void update_gate(self_ptr self) {
+  auto& st = self->state;
+  auto reason = gate_reason(self);
+  st.gate_open->set(reason == nullptr ? 1 : 0);
+  if (st.deps.gate) {
+    st.deps.gate->reason.store(reason != nullptr ? reason : "");
+    st.deps.gate->retry_after_s.store(overload_retry_after_s);
+    st.deps.gate->open.store(reason == nullptr);
+  }
+}
+
 void update_gauges(self_ptr self) {
   auto& st = self->state;
   auto& stats = st.log->stats();
   st.stored_bytes->set(static_cast<int64_t>(stats.bytes));
   st.stored_records->set(static_cast<int64_t>(stats.records));
   st.next_offset->set(static_cast<int64_t>(stats.next_offset));
-  for (auto& name : st.deps.consumers) {
+  // Bytes per stored event, to estimate each consumer's lag in bytes.
+  auto stored_events = stats.next_offset - std::max<uint64_t>(stats.first_offset, 1);
+  double per_event = stored_events > 0 ? double(stats.bytes) / double(stored_events) : 0.0;
+  std::vector<std::string> lagging;
+  for (auto& spec : st.deps.consumers) {
+    auto& name = spec.name;
     auto done = st.offsets[name];
     auto& m = *st.deps.metrics;
+    auto lag_events = stats.next_offset - 1 - std::min(done, stats.next_offset - 1);
+    auto lag_bytes = static_cast<uint64_t>(per_event * double(lag_events));
+    m.get_gauge("sluice_consumer_lag_bytes",
+                "Estimated stored bytes a consumer has not yet made durable (events x mean size)",
+                {{"consumer", name}})
+      .set(static_cast<int64_t>(lag_bytes));
+    bool behind = st.deps.max_log_bytes > 0 && lag_bytes > st.deps.max_log_bytes;
+    m.get_gauge("sluice_consumer_lagging",
+                "1 while a consumer lags by more than storage.max-log-bytes", {{"consumer", name}})
+      .set(behind ? 1 : 0);
+    if (behind)
+      lagging.push_back(name);
     m.get_gauge("sluice_consumer_offset", "Highest log offset a consumer is durably done with",
                 {{"consumer", name}})
       .set(static_cast<int64_t>(done));
     m.get_gauge("sluice_consumer_lag_events", "Committed events a consumer has not yet made durable",
                 {{"consumer", name}})
-      .set(static_cast<int64_t>(stats.next_offset - 1 - std::min(done, stats.next_offset - 1)));
+      .set(static_cast<int64_t>(lag_events));
+  }
+  if (st.deps.gate)
+    st.deps.gate->set_lagging(std::move(lagging));
+  update_gate(self);
+}
+
+std::string_view key_of(const event& e, consumer_spec::slice filter) {
+  return filter == consumer_spec::slice::device ? std::string_view{e.device_id}
+                                                : std::string_view{e.profile_id};
+}
+
+bool wants(const consumer_spec& spec, const event& e) {
+  if (spec.filter == consumer_spec::slice::all)
+    return true;
+  auto key = key_of(e, spec.filter);
+  return !key.empty() && shard_index(key, spec.count) == spec.index;
+}
+
+// Sends `events` (the consumer's slice of everything up to `upto`) and records it in flight.
+void send_to(self_ptr self, size_t i, event_batch events, log_offset upto) {
+  auto& l = self->state.links[i];
+  auto n = events.size();
+  l.inflight.emplace_back(upto, n);
+  l.inflight_events += n;
+  l.sent_upto = upto;
+  self->send(l.actor, dispatch_atom_v, committed_batch{std::move(events), upto});
+}
+
+/// Reads the stored log after a lagging consumer's position and sends it up to `window/2` of its
+/// events (one chunk); the consumer turns live once it reached the head.
+void catch_up(self_ptr self, size_t i) {
+  auto& st = self->state;
+  auto& l = st.links[i];
+  auto& spec = st.deps.consumers[i];
+  auto head = st.log->stats().next_offset - 1;
+  if (l.live || !l.actor || l.inflight_events > st.deps.window_events / 2)
+    return;
+  if (l.sent_upto >= head) {
+    l.live = true;
+    return;
+  }
+  auto chunk_events = std::max<size_t>(st.deps.window_events / 2, 1);
+  event_batch chunk;
+  log_offset upto = l.sent_upto;
+  size_t scanned = 0;
+  auto from = l.sent_upto + 1;
+  st.log->read(from, [&](uint64_t first, uint32_t count, std::string_view bytes) {
+    event_batch decoded;
+    if (!decode_log_record(bytes, first, decoded)) {
+      aout(self) << "ingest log: record at offset " << first << " (" << count
+                 << " events) is unreadable; skipped\n";
+    }
+    for (auto& e : decoded)
+      if (e.offset >= from && wants(spec, e))
+        chunk.push_back(std::move(e));
+    upto = first + count - 1;
+    scanned += count;
+    // Stop at a full chunk; also bound the scan for consumers that get few of the events.
+    return chunk.size() < chunk_events && scanned < 4 * chunk_events;
+  });
+  if (upto <= l.sent_upto) { // nothing stored above the position (trimmed or empty)
+    l.sent_upto = std::max(l.sent_upto, head);
+    l.live = true;
+    return;
+  }
+  st.caught_up->inc(chunk.size());
+  send_to(self, i, std::move(chunk), upto);
+  if (upto >= head)
+    l.live = true;
+}
+
+/// Sends committed events (offsets set, in offset order) to every live consumer with room in its
+/// window; a consumer without room falls back to catching up from LMDB.
+void dispatch(self_ptr self, event_batch events, log_offset upto) {
+  auto& st = self->state;
+  if (!st.dispatching)
+    return; // before `replay`: consumers catch up from LMDB when it starts
+  // Slices per shard kind, computed once, before `events` moves to the last all-events consumer.
+  std::vector<event_batch> device_parts, profile_parts;
+  auto slices = [&](consumer_spec::slice kind, size_t count, std::vector<event_batch>& parts) {
+    if (!parts.empty() || count == 0)
+      return;
+    parts.resize(count);
+    for (auto& e : events) {
+      auto key = key_of(e, kind);
+      if (!key.empty())
+        parts[shard_index(key, count)].push_back(e);
+    }
+  };
+  for (size_t i = 0; i < st.links.size(); ++i) {
+    auto& spec = st.deps.consumers[i];
+    if (st.links[i].live && spec.filter != consumer_spec::slice::all)
+      slices(spec.filter, spec.count,
+             spec.filter == consumer_spec::slice::device ? device_parts : profile_parts);
+  }
+  size_t last_all = st.links.size();
+  for (size_t i = 0; i < st.links.size(); ++i)
+    if (st.deps.consumers[i].filter == consumer_spec::slice::all && st.links[i].live)
+      last_all = i;
+  for (size_t i = 0; i < st.links.size(); ++i) {
+    auto& l = st.links[i];
+    auto& spec = st.deps.consumers[i];
+    if (!l.live || !l.actor)
+      continue;
+    event_batch part;
+    switch (spec.filter) {
+      case consumer_spec::slice::all:
+        part = i == last_all ? std::move(events) : events;
+        break;
+      case consumer_spec::slice::device:
+        part = std::move(device_parts[spec.index]);
+        break;
+      case consumer_spec::slice::profile:
+        part = std::move(profile_parts[spec.index]);
+        break;
+    }
+    if (l.inflight_events > 0 && l.inflight_events + part.size() > st.deps.window_events) {
+      l.live = false; // its window is full: it catches up from LMDB once it has room
+      continue;
+    }
+    send_to(self, i, std::move(part), upto);
   }
 }
 
-/// Sends committed events (offsets set) to the shards and the router, in offset order.
-void dispatch(self_ptr self, event_batch events, log_offset upto) {
-  auto& st = self->state;
-  auto partition = [&](std::vector<consumer_actor>& shards, std::vector<event_batch>& parts,
-                       auto key_of) {
-    if (shards.empty())
-      return;
-    parts.resize(shards.size());
-    for (auto& e : events) {
-      std::string_view key = key_of(e);
-      if (!key.empty())
-        parts[shard_index(key, shards.size())].push_back(e);
-    }
-    for (size_t i = 0; i < shards.size(); ++i) {
-      self->send(shards[i], dispatch_atom_v, committed_batch{std::move(parts[i]), upto});
-      parts[i] = event_batch{};
-    }
-  };
-  partition(st.deps.device_shards, st.device_parts,
-            [](const event& e) -> std::string_view { return e.device_id; });
-  partition(st.deps.profile_shards, st.profile_parts,
-            [](const event& e) -> std::string_view { return e.profile_id; });
-  if (st.deps.router)
-    self->send(st.deps.router, dispatch_atom_v, committed_batch{std::move(events), upto});
-}
-
+/// The lowest recorded consumer offset, counting the checkpoints of the commit being built (they
+/// land in the same transaction as the trim).
 log_offset lowest_consumer_offset(self_ptr self) {
   auto& st = self->state;
   log_offset lowest = std::numeric_limits<log_offset>::max();
-  for (auto& name : st.deps.consumers)
-    lowest = std::min(lowest, st.offsets[name]);
+  for (auto& spec : st.deps.consumers) {
+    auto done = st.offsets[spec.name];
+    for (auto& [cp, rp] : st.pending_checkpoints)
+      if (cp.consumer == spec.name)
+        done = std::max(done, cp.done_upto);
+    lowest = std::min(lowest, done);
+  }
   return st.deps.consumers.empty() ? st.log->stats().next_offset - 1 : lowest;
+}
+
+void fail_appends(self_ptr self, const std::string& error) {
+  auto& st = self->state;
+  for (auto& req : st.pending)
+    req.reply(ingest_outcome{error, 0, 0, overload_retry_after_s});
+  st.refused->inc(st.pending_events);
+  st.pending.clear();
+  st.pending_events = 0;
 }
 
 void fail_pending(self_ptr self, const std::string& error) {
   auto& st = self->state;
   st.commit_failures->inc();
-  for (auto& req : st.pending)
-    req.reply(ingest_outcome{error, 0, 0});
+  fail_appends(self, error);
   for (auto& [cp, rp] : st.pending_checkpoints)
     rp.deliver(caf::make_error(caf::sec::runtime_error, error));
-  st.pending.clear();
   st.pending_checkpoints.clear();
 }
 
@@ -118,8 +270,12 @@ void run_commit(self_ptr self) {
       }
       // Trim what every consumer is done with, in the same transaction.
       auto lowest = lowest_consumer_offset(self);
-      if (!st.deps.consumers.empty() && lowest > 0)
-        st.trimmed->inc(st.log->trim(txn, lowest + 1));
+      if (!st.deps.consumers.empty() && lowest > 0) {
+        auto trimmed = st.log->trim(txn, lowest + 1);
+        st.trimmed->inc(trimmed);
+        if (trimmed > 0)
+          st.out_of_space = false; // room again: let senders try
+      }
       txn.commit();
       break;
     } catch (const persistence::lmdb_error& e) {
@@ -129,8 +285,19 @@ void run_commit(self_ptr self) {
                    << " bytes\n";
         continue;
       }
+      if (e.out_of_space() && !st.pending.empty()) {
+        // Refuse the appends, but commit the checkpoints alone: consumers that advance let the
+        // log trim, which makes room again.
+        aout(self) << "ingest log: out of space, refusing " << st.pending_events
+                   << " events until consumers free some: " << e.what() << '\n';
+        st.commit_failures->inc();
+        st.out_of_space = true;
+        fail_appends(self, std::string{"storage is full: "} + e.what());
+        continue;
+      }
       aout(self) << "ingest log: commit failed: " << e.what() << '\n';
       fail_pending(self, std::string{"storage commit failed: "} + e.what());
+      update_gate(self);
       return;
     }
   }
@@ -159,7 +326,10 @@ void run_commit(self_ptr self) {
       st.offsets[cp.consumer] = std::max(st.offsets[cp.consumer], cp.done_upto);
     rp.deliver(caf::ok_atom_v);
   }
+  if (!st.pending.empty())
+    st.out_of_space = false;
   st.pending.clear();
+  st.pending_events = 0;
   st.pending_checkpoints.clear();
   update_gauges(self);
   if (!committed.empty())
@@ -183,12 +353,15 @@ ingest_log_actor::behavior_type ingest_log(self_ptr self, ingest_log_deps deps) 
   st.log->open();
   {
     persistence::read_txn txn{*st.deps.env};
-    for (auto& name : st.deps.consumers)
-      if (auto v = txn.get(persistence::db::offsets, name))
-        st.offsets[name] = persistence::decode_be64(*v);
+    for (auto& spec : st.deps.consumers)
+      if (auto v = txn.get(persistence::db::offsets, spec.name))
+        st.offsets[spec.name] = persistence::decode_be64(*v);
       else
-        st.offsets[name] = 0;
+        st.offsets[spec.name] = 0;
   }
+  st.links.resize(st.deps.consumers.size());
+  for (size_t i = 0; i < st.links.size(); ++i)
+    st.links[i].sent_upto = st.offsets[st.deps.consumers[i].name];
   auto& m = *st.deps.metrics;
   st.appended_events = &m.get_counter("sluice_log_entries_total", "Events appended to the ingest log");
   st.appended_bytes = &m.get_counter("sluice_log_bytes_total",
@@ -196,6 +369,14 @@ ingest_log_actor::behavior_type ingest_log(self_ptr self, ingest_log_deps deps) 
   st.commits = &m.get_counter("sluice_log_commits_total", "LMDB commits of the ingest log");
   st.commit_failures = &m.get_counter("sluice_log_commit_failures_total",
                                       "Group commits that failed (their requests got an error)");
+  st.refused = &m.get_counter("sluice_log_refused_events_total",
+                              "Events refused without being stored (storage full); the sender "
+                              "got 503 with Retry-After");
+  st.caught_up = &m.get_counter("sluice_log_catch_up_events_total",
+                                "Events sent to a lagging consumer from the stored log rather "
+                                "than as they committed");
+  st.gate_open = &m.get_gauge("sluice_ingest_open",
+                              "1 while the log takes new batches; 0 while it pushes back (503)");
   st.trimmed = &m.get_counter("sluice_log_trimmed_records_total",
                               "Log records deleted because every consumer was done with them");
   st.stored_bytes = &m.get_gauge("sluice_log_stored_bytes", "Bytes of events stored in the log");
@@ -212,8 +393,33 @@ ingest_log_actor::behavior_type ingest_log(self_ptr self, ingest_log_deps deps) 
     self->delayed_send(self, st.deps.sync_interval, sync_atom_v);
   return {
     [self](append_atom, ingest_request& req) {
-      self->state.pending.push_back(std::move(req));
+      auto& st = self->state;
+      if (auto reason = gate_reason(self)) {
+        st.refused->inc(req.events.size());
+        req.reply(ingest_outcome{reason, 0, 0, overload_retry_after_s});
+        return;
+      }
+      st.pending_events += req.events.size();
+      st.pending.push_back(std::move(req));
+      if (st.pending_events >= st.deps.max_pending_events)
+        update_gate(self);
       schedule_commit(self);
+    },
+    [self](processed_atom, log_offset upto) {
+      auto& st = self->state;
+      auto sender = self->current_sender();
+      for (size_t i = 0; i < st.links.size(); ++i) {
+        auto& l = st.links[i];
+        if (!l.actor || caf::actor_cast<caf::strong_actor_ptr>(l.actor) != sender)
+          continue;
+        while (!l.inflight.empty() && l.inflight.front().first <= upto) {
+          l.inflight_events -= l.inflight.front().second;
+          l.inflight.pop_front();
+        }
+        if (!l.live)
+          catch_up(self, i);
+        return;
+      }
     },
     [self](commit_atom, checkpoint& cp) -> caf::result<caf::ok_atom> {
       auto rp = self->make_response_promise<caf::ok_atom>();
@@ -221,12 +427,10 @@ ingest_log_actor::behavior_type ingest_log(self_ptr self, ingest_log_deps deps) 
       schedule_commit(self);
       return rp;
     },
-    [self](connect_atom, consumer_actor& router, std::vector<consumer_actor>& devices,
-           std::vector<consumer_actor>& profiles) {
+    [self](connect_atom, std::vector<consumer_actor>& actors) {
       auto& st = self->state;
-      st.deps.router = std::move(router);
-      st.deps.device_shards = std::move(devices);
-      st.deps.profile_shards = std::move(profiles);
+      for (size_t i = 0; i < actors.size() && i < st.links.size(); ++i)
+        st.links[i].actor = std::move(actors[i]);
     },
     [self](commit_atom) { run_commit(self); },
     [self](sync_atom) {
@@ -239,44 +443,21 @@ ingest_log_actor::behavior_type ingest_log(self_ptr self, ingest_log_deps deps) 
     },
     [self](replay_atom) -> uint64_t {
       auto& st = self->state;
-      auto from = lowest_consumer_offset(self) + 1;
-      uint64_t replayed = 0;
-      event_batch chunk;
-      log_offset upto = 0;
-      st.log->read(from, [&](uint64_t first, uint32_t count, std::string_view bytes) {
-        event_batch decoded;
-        if (!decode_log_record(bytes, first, decoded)) {
-          aout(self) << "ingest log: record at offset " << first << " (" << count
-                     << " events) is unreadable; skipped\n";
-          return true;
-        }
-        for (auto& e : decoded) {
-          if (e.offset < from)
-            continue;
-          chunk.push_back(std::move(e));
-        }
-        upto = first + count - 1;
-        if (chunk.size() >= st.deps.replay_chunk_events) {
-          replayed += chunk.size();
-          dispatch(self, std::move(chunk), upto);
-          chunk = event_batch{};
-        }
-        return true;
-      });
-      if (!chunk.empty()) {
-        replayed += chunk.size();
-        dispatch(self, std::move(chunk), upto);
-      }
-      return replayed;
+      st.dispatching = true;
+      auto head = st.log->stats().next_offset - 1;
+      auto lowest = lowest_consumer_offset(self);
+      for (size_t i = 0; i < st.links.size(); ++i)
+        catch_up(self, i);
+      return head > lowest ? head - lowest : 0;
     },
     [self](drain_atom) -> caf::result<caf::ok_atom> {
       run_commit(self);
       auto rp = self->make_response_promise<caf::ok_atom>();
       auto& st = self->state;
-      std::vector<consumer_actor> all = st.deps.device_shards;
-      all.insert(all.end(), st.deps.profile_shards.begin(), st.deps.profile_shards.end());
-      if (st.deps.router)
-        all.push_back(st.deps.router);
+      std::vector<consumer_actor> all;
+      for (auto& l : st.links)
+        if (l.actor)
+          all.push_back(l.actor);
       drain_all(self, all, [self, rp]() mutable {
         run_commit(self); // anything the drains left pending
         rp.deliver(caf::ok_atom_v);

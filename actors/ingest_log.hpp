@@ -1,11 +1,13 @@
 #pragma once
 
+#include "actors/admission.hpp"
 #include "actors/interfaces.hpp"
 #include "persistence/log_store.hpp"
 
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_response_promise.hpp>
 
+#include <deque>
 #include <map>
 #include <memory>
 #include <string>
@@ -19,54 +21,101 @@ class counter;
 class gauge;
 class histogram;
 
+/// One consumer of the log as the log sees it: the offset key it records and which events it
+/// receives.
+struct consumer_spec {
+  /// Which events of a committed batch the consumer receives.
+  enum class slice : uint8_t {
+    all,     ///< every event (sink runners)
+    device,  ///< events whose `device_id` hashes to `index` of `count` shards
+    profile, ///< events whose `profile_id` hashes to `index` of `count` shards
+  };
+  /// Offset key in LMDB: `sink.<name>`, `devices.<i>`, `profiles.<i>`.
+  std::string name;
+  slice filter = slice::all;
+  size_t index = 0;
+  size_t count = 1;
+};
+
 /// Everything the ingest log needs at spawn.
 struct ingest_log_deps {
   persistence::environment* env = nullptr;
   metrics_registry* metrics = nullptr;
-  /// Receives every committed event (routes them to sinks).
-  consumer_actor router;
-  /// Receive the committed events whose `device_id` / `profile_id` hash to them.
-  std::vector<consumer_actor> device_shards;
-  std::vector<consumer_actor> profile_shards;
-  /// Consumers whose recorded offsets bound replay and trimming (`sink.<name>`, `devices.<i>`, ...).
-  std::vector<std::string> consumers;
+  /// Every consumer; their recorded offsets bound replay and trimming. The actors come later with
+  /// `connect_atom`, in this order.
+  std::vector<consumer_spec> consumers;
   /// With durability = periodic: fsync this often.
   caf::timespan sync_interval = std::chrono::seconds{1};
-  /// Replay dispatches at most this many events per message.
-  size_t replay_chunk_events = 8192;
+  /// At most this many dispatched events may await a consumer's `processed` (bounds memory); a
+  /// consumer further behind catches up from LMDB in chunks of half this size.
+  size_t window_events = 32768;
+  /// The gate closes while the stored (untrimmed) log exceeds this many bytes; 0: no limit.
+  uint64_t max_log_bytes = 0;
+  /// The gate closes while this many events wait for the next commit (bounds memory).
+  size_t max_pending_events = 262144;
+  /// Shared with the gateway (may be null in tests).
+  std::shared_ptr<admission> gate;
 };
 
-/// State of the ingest log: the node's single LMDB writer.
+/// State of the ingest log: the node's single LMDB writer and the dispatcher of what it stored.
 ///
-/// Lifecycle: spawned after the environment is open and every consumer is running; `replay` sends
-/// every stored event above the lowest consumer offset to the consumers (each skips what it already
-/// has); from then on, `append` requests and consumer `commit` checkpoints are gathered while a
-/// commit runs and committed together in the next one (natural group commit: one transaction, one
-/// fsync with durability = sync). After the commit each request's callback is answered in order,
-/// then the committed events go to the router and the shards. `drain` commits what is pending and
-/// waits until every consumer made its offset durable. Concurrency: runs detached (fsync blocks);
-/// the only writer of the environment. Limits: one log record per client batch; the map grows by
-/// doubling on MDB_MAP_FULL up to `storage.max-map-bytes`, beyond which requests fail with an
-/// error the gateway answers with 503.
+/// Lifecycle: spawned after the environment is open; `connect` hands it the consumers and
+/// `replay` starts dispatching: each consumer catches up from its recorded offset by reads of the
+/// stored log, then receives live batches. `append` requests and consumer `commit` checkpoints
+/// are gathered while a commit runs and committed together in the next one (natural group commit:
+/// one transaction, one fsync with durability = sync). After the commit each request's callback is
+/// answered in order, then the committed events go to every live consumer (its slice of them).
+/// `drain` commits what is pending and waits until every consumer made its offset durable.
+///
+/// Flow control: a consumer may have at most `window-events` dispatched events it has not
+/// reported `processed`; when a batch would exceed that, the consumer stops receiving live batches
+/// and later catches up from LMDB, `window/2` events at a time, until it reaches the head. So
+/// memory is bounded per consumer and a slow consumer never slows the others; what it has not
+/// consumed stays on disk. The gate (`admission`) closes while the stored log exceeds
+/// `max-log-bytes` or `max-pending-events` wait, and after a commit failed for lack of space;
+/// the gateway then refuses batches with 503 and `Retry-After`.
+///
+/// Concurrency: runs detached (fsync blocks); the only writer of the environment. Limits: one log
+/// record per client batch; the map grows by doubling on MDB_MAP_FULL up to
+/// `storage.max-map-bytes`; beyond it appends fail (503) while checkpoints still commit, so
+/// consumers can trim the log and make room.
 struct ingest_log_state {
   static inline const char* name = "ingest-log";
+  /// A consumer's dispatch position.
+  struct link {
+    consumer_actor actor;
+    /// Highest offset dispatched to (or passed over for) this consumer.
+    log_offset sent_upto = 0;
+    /// Dispatched batches awaiting `processed`: (upto, events).
+    std::deque<std::pair<log_offset, size_t>> inflight;
+    size_t inflight_events = 0;
+    /// Receives batches as they commit; false while catching up from LMDB.
+    bool live = false;
+  };
+
   ingest_log_deps deps;
   std::unique_ptr<persistence::log_store> log;
   std::vector<ingest_request> pending;
+  size_t pending_events = 0;
   std::vector<std::pair<checkpoint, caf::typed_response_promise<caf::ok_atom>>> pending_checkpoints;
   bool commit_scheduled = false;
+  bool dispatching = false;
+  /// The last append commit failed for lack of space (cleared by the next successful commit).
+  bool out_of_space = false;
   std::string encode_buffer;
   std::map<std::string, log_offset> offsets;
-  std::vector<event_batch> device_parts;
-  std::vector<event_batch> profile_parts;
+  std::vector<link> links;
   counter* appended_events = nullptr;
   counter* appended_bytes = nullptr;
   counter* commits = nullptr;
   counter* commit_failures = nullptr;
+  counter* refused = nullptr;
   counter* trimmed = nullptr;
+  counter* caught_up = nullptr;
   gauge* stored_bytes = nullptr;
   gauge* stored_records = nullptr;
   gauge* next_offset = nullptr;
+  gauge* gate_open = nullptr;
   histogram* commit_latency = nullptr;
   histogram* group_size = nullptr;
 };

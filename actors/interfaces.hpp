@@ -10,8 +10,10 @@
 namespace sluice {
 
 /// Something that consumes committed log batches in offset order and can be asked to drain (finish
-/// what it holds and make its offset durable) before shutdown. The router and the device and
-/// profile shards are consumers.
+/// what it holds and make its offset durable) before shutdown. The sink runners and the device and
+/// profile shards are consumers. Flow control: after handling a batch a consumer sends the log
+/// `(processed_atom, upto)`; the log keeps at most `actors.consumer-window-events` unprocessed events
+/// in flight per consumer, and a consumer that falls further behind catches up from the stored log.
 using consumer_actor = caf::typed_actor<
   caf::reacts_to<dispatch_atom, committed_batch>,
   caf::replies_to<drain_atom>::with<caf::ok_atom>>;
@@ -23,16 +25,18 @@ using ingest_log_actor = caf::typed_actor<
   caf::reacts_to<append_atom, ingest_request>,
   /// Commits state entries and a consumer offset in one transaction; answers after the commit.
   caf::replies_to<commit_atom, checkpoint>::with<caf::ok_atom>,
-  /// Wires the consumers in after they were spawned with this log's handle: the router, the
-  /// device shards and the profile shards.
-  caf::reacts_to<connect_atom, consumer_actor, std::vector<consumer_actor>,
-                 std::vector<consumer_actor>>,
+  /// Wires the consumers in after they were spawned with this log's handle, in the order of
+  /// `ingest_log_deps::consumers`.
+  caf::reacts_to<connect_atom, std::vector<consumer_actor>>,
+  /// A consumer handled every dispatched event up to this offset (flow-control credit).
+  caf::reacts_to<processed_atom, log_offset>,
   /// Internal: run the pending group commit.
   caf::reacts_to<commit_atom>,
   /// Internal (durability = periodic): fsync what was committed since the last sync.
   caf::reacts_to<sync_atom>,
-  /// Replays the log from the lowest consumer offset to every consumer; answers the number of
-  /// events replayed.
+  /// Starts dispatching: every consumer catches up from its recorded offset (replay after a
+  /// restart), then receives live batches; answers the number of stored events above the lowest
+  /// consumer offset.
   caf::replies_to<replay_atom>::with<uint64_t>,
   /// Commits what is pending, then drains every consumer; answers when all are durable.
   caf::replies_to<drain_atom>::with<caf::ok_atom>>;
@@ -56,10 +60,9 @@ using shard_actor = consumer_actor::extend<
   /// Internal: checkpoint dirty state and passivate idle entities.
   caf::reacts_to<tick_atom>>;
 
-/// A sink runner: batches, writes through its sink, retries, records its offset.
-using sink_actor = caf::typed_actor<
-  caf::reacts_to<write_atom, committed_batch>,
-  caf::replies_to<drain_atom>::with<caf::ok_atom>,
+/// A sink runner: a log consumer that keeps the events its routes send to its sink, batches,
+/// writes through the sink, retries, records its offset.
+using sink_actor = consumer_actor::extend<
   /// Internal: the flush interval elapsed.
   caf::reacts_to<tick_atom>,
   /// Internal: a backoff elapsed; try the pending write again.

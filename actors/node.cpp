@@ -5,7 +5,6 @@
 #include "actors/metrics.hpp"
 #include "actors/placement.hpp"
 #include "actors/profile_actor.hpp"
-#include "actors/router.hpp"
 #include "actors/shard.hpp"
 #include "actors/sink_runner.hpp"
 #include "actors/sinks/dead_letter/dead_letter_sink.hpp"
@@ -44,26 +43,32 @@ auto spawn_io(caf::actor_system& sys, bool detached, F fn, Ts&&... xs) {
 node_handles spawn_node(caf::actor_system& sys, persistence::environment& env,
                         metrics_registry& metrics, const node_options& opts) {
   node_handles h;
-  std::vector<std::string> consumers;
+  h.gate = std::make_shared<admission>();
   ingest_log_deps log_deps;
   log_deps.env = &env;
   log_deps.metrics = &metrics;
   log_deps.sync_interval = opts.sync_interval;
+  log_deps.window_events = opts.consumer_window_events;
+  log_deps.max_log_bytes = opts.max_log_bytes;
+  log_deps.max_pending_events = opts.max_pending_events;
+  log_deps.gate = h.gate;
   for (auto& s : opts.sinks)
-    consumers.push_back("sink." + s.name);
+    log_deps.consumers.push_back({"sink." + s.name, consumer_spec::slice::all, 0, 1});
   for (size_t i = 0; i < opts.device_shards; ++i)
-    consumers.push_back("devices." + std::to_string(i));
+    log_deps.consumers.push_back(
+      {"devices." + std::to_string(i), consumer_spec::slice::device, i, opts.device_shards});
   for (size_t i = 0; i < opts.profile_shards; ++i)
-    consumers.push_back("profiles." + std::to_string(i));
-  log_deps.consumers = consumers;
+    log_deps.consumers.push_back(
+      {"profiles." + std::to_string(i), consumer_spec::slice::profile, i, opts.profile_shards});
   h.log = spawn_io(sys, opts.detached_io, ingest_log, std::move(log_deps));
 
   auto dl_path = (std::filesystem::path{opts.data_dir} / "dead-letters" / "dead-letters.ndjson")
                    .string();
   h.dead_letters = spawn_io(sys, opts.detached_io, dead_letter_sink, dl_path, opts.node_name,
                             &metrics);
-  std::vector<std::string> sink_names;
-  for (auto& spec : opts.sinks) {
+  auto routes = std::make_shared<const route_table>(opts.routes);
+  for (size_t i = 0; i < opts.sinks.size(); ++i) {
+    auto& spec = opts.sinks[i];
     sink_runner_deps deps;
     deps.name = spec.name;
     deps.cfg = spec.runner;
@@ -71,12 +76,12 @@ node_handles spawn_node(caf::actor_system& sys, persistence::environment& env,
     deps.log = h.log;
     deps.dead_letters = h.dead_letters;
     deps.metrics = &metrics;
+    deps.routes = routes;
+    deps.sink_index = i;
+    deps.count_unrouted = i == 0;
     deps.done_upto = stored_offset(env, "sink." + spec.name);
     h.sinks.push_back(spawn_io(sys, opts.detached_io, sink_runner, std::move(deps)));
-    sink_names.push_back(spec.name);
   }
-  // The router sees every event: its own thread keeps it clear of the entity actors' load.
-  h.router = spawn_io(sys, opts.detached_io, router, opts.routes, sink_names, h.sinks, &metrics);
 
   auto make_shards = [&](const entity_kind& kind, size_t n, std::vector<shard_actor>& out) {
     for (size_t i = 0; i < n; ++i) {
@@ -110,9 +115,11 @@ node_handles spawn_node(caf::actor_system& sys, persistence::environment& env,
   make_shards(devices, opts.device_shards, h.device_shards);
   make_shards(profiles, opts.profile_shards, h.profile_shards);
 
-  std::vector<consumer_actor> dev(h.device_shards.begin(), h.device_shards.end());
-  std::vector<consumer_actor> prof(h.profile_shards.begin(), h.profile_shards.end());
-  caf::anon_send(h.log, connect_atom_v, h.router, std::move(dev), std::move(prof));
+  // In the order of log_deps.consumers.
+  std::vector<consumer_actor> consumers(h.sinks.begin(), h.sinks.end());
+  consumers.insert(consumers.end(), h.device_shards.begin(), h.device_shards.end());
+  consumers.insert(consumers.end(), h.profile_shards.begin(), h.profile_shards.end());
+  caf::anon_send(h.log, connect_atom_v, std::move(consumers));
   return h;
 }
 

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "actors/admission.hpp"
 #include "actors/interfaces.hpp"
 #include "actors/profile_model.hpp"
 #include "actors/route_table.hpp"
@@ -30,6 +31,10 @@ struct node_options {
   caf::timespan checkpoint_interval = std::chrono::milliseconds{200};
   caf::timespan sync_interval = std::chrono::seconds{1};
   profile_options profiles;
+  /// Flow control and backpressure (see `ingest_log_state`).
+  size_t consumer_window_events = 32768;
+  uint64_t max_log_bytes = 0;
+  size_t max_pending_events = 262144;
   /// Run the ingest log, sinks and dead letters on their own threads (blocking I/O). Tests on
   /// CAF's deterministic test coordinator set this to false.
   bool detached_io = true;
@@ -38,7 +43,8 @@ struct node_options {
 /// Handles of a running node's actors.
 struct node_handles {
   ingest_log_actor log;
-  consumer_actor router;
+  /// Whether the log takes batches (shared with the gateway).
+  std::shared_ptr<admission> gate;
   std::vector<shard_actor> device_shards;
   std::vector<shard_actor> profile_shards;
   std::vector<sink_actor> sinks;
@@ -48,9 +54,10 @@ struct node_handles {
   static const shard_actor& owner(const std::vector<shard_actor>& shards, std::string_view key);
 };
 
-/// Spawns every actor of a node over an open environment and wires them together: dead-letter
-/// sink, one runner per sink, router, device and profile shards, and the ingest log. Does not
-/// replay: send `replay_atom` to `log` once the caller is ready.
+/// Spawns every actor of a node over an open environment and wires them together: the ingest
+/// log, the dead-letter sink, one runner per sink, and the device and profile shards, all of them
+/// consumers of the log. Does not start dispatching: send `replay_atom` to `log` once the caller is
+/// ready.
 node_handles spawn_node(caf::actor_system& sys, persistence::environment& env,
                         metrics_registry& metrics, const node_options& opts);
 

@@ -91,10 +91,14 @@ void checkpoint_now(self_ptr self) {
 
 void complete_pending(self_ptr self) {
   auto& st = self->state;
+  log_offset processed = 0;
   while (!st.pendings.empty() && st.pendings.begin()->second == 0) {
-    st.completed_upto = std::max(st.completed_upto, st.pendings.begin()->first);
+    processed = st.pendings.begin()->first;
+    st.completed_upto = std::max(st.completed_upto, processed);
     st.pendings.erase(st.pendings.begin());
   }
+  if (processed > 0) // flow control: the log may send more
+    self->send(st.deps.log, processed_atom_v, processed);
   try_finish_drains(self);
 }
 

@@ -18,14 +18,29 @@ namespace {
 using self_ptr = sink_actor::stateful_pointer<sink_runner_state>;
 
 size_t approx_bytes(const event& e) {
+  // Envelope strings and attrs plus a fixed per-event overhead for the struct itself.
+  constexpr size_t per_event_overhead = 64;
   return e.id.size() + e.type.size() + e.device_id.size() + e.profile_id.size() + e.attrs.size()
-         + 64;
+         + per_event_overhead;
+}
+
+size_t held(const sink_runner_state& st) {
+  return st.buffer.size() + st.inflight.size();
+}
+
+/// Reports what the runner took to the log while it has room (flow control).
+void report_processed(self_ptr self) {
+  auto& st = self->state;
+  if (st.unreported_upto == 0 || held(st) >= st.deps.cfg.max_queued_events)
+    return;
+  self->send(st.deps.log, processed_atom_v, st.unreported_upto);
+  st.unreported_upto = 0;
 }
 
 void maybe_finish_drains(self_ptr self) {
   auto& st = self->state;
-  bool awaiting_retry = !st.inflight.empty();
-  if (st.drains.empty() || st.checkpointing || (!st.buffer.empty() && !awaiting_retry))
+  bool stuck = !st.inflight.empty();
+  if (st.drains.empty() || st.checkpointing || (!st.buffer.empty() && !stuck))
     return;
   // A batch awaiting retry stays in the log (its offset is not committed): it is replayed after a
   // restart, so drain need not wait for an unreachable target.
@@ -69,20 +84,53 @@ void commit_offset(self_ptr self, log_offset upto) {
       });
 }
 
+/// Records that everything up to `upto` is written (or dead-lettered) and commits what the sink
+/// says is durable.
+void accepted(self_ptr self, log_offset upto) {
+  auto& st = self->state;
+  st.accepted_upto = std::max(st.accepted_upto, upto);
+  commit_offset(self, st.deps.target->durable_upto(st.accepted_upto));
+}
+
+void send_dead_letters(self_ptr self, std::vector<dead_letter> letters) {
+  auto& st = self->state;
+  if (letters.empty())
+    return;
+  st.dead_lettered->inc(letters.size());
+  self->send(st.deps.dead_letters, dead_atom_v, std::move(letters));
+}
+
 void give_up(self_ptr self, const std::string& reason) {
   auto& st = self->state;
   std::vector<dead_letter> letters;
   letters.reserve(st.inflight.size());
   for (auto& e : st.inflight)
     letters.push_back(dead_letter{std::move(e), reason, "sink." + st.deps.name});
-  st.dead_lettered->inc(letters.size());
-  self->send(st.deps.dead_letters, dead_atom_v, std::move(letters));
+  send_dead_letters(self, std::move(letters));
   st.inflight.clear();
   st.attempts = 0;
-  commit_offset(self, st.inflight_upto);
+  accepted(self, st.inflight_upto);
 }
 
-void flush(self_ptr self);
+caf::timespan backoff(self_ptr self, uint32_t n) {
+  // Exponential backoff with jitter (half to full delay), bounded by backoff-max.
+  auto& st = self->state;
+  constexpr uint32_t max_doublings = 20; // beyond this the cap applies anyway
+  auto base = st.deps.cfg.backoff_initial * (int64_t{1} << std::min<uint32_t>(n, max_doublings));
+  auto cap = std::min<caf::timespan>(base, st.deps.cfg.backoff_max);
+  std::uniform_int_distribution<int64_t> dist{cap.count() / 2, cap.count()};
+  return caf::timespan{dist(st.rng)};
+}
+
+void set_circuit(self_ptr self, bool open) {
+  auto& st = self->state;
+  if (open && !st.circuit_open) {
+    st.circuit_opened->inc();
+    st.probes = 0;
+  }
+  st.circuit_open = open;
+  st.circuit->set(open ? 1 : 0);
+}
 
 void attempt(self_ptr self) {
   auto& st = self->state;
@@ -97,25 +145,37 @@ void attempt(self_ptr self) {
     status = st.deps.target->write(st.inflight, report);
   st.healthy->set(st.deps.target->healthy() ? 1 : 0);
   switch (status) {
-    case sink_status::ok:
-      st.delivered->inc(st.inflight.size());
+    case sink_status::ok: {
+      set_circuit(self, false);
+      std::vector<dead_letter> letters;
+      for (auto& [index, reason] : report.rejected)
+        if (index < st.inflight.size())
+          letters.push_back(dead_letter{std::move(st.inflight[index]),
+                                        "sink " + st.deps.name + " rejected the event: " + reason,
+                                        "sink." + st.deps.name});
+      st.delivered->inc(st.inflight.size() - letters.size());
+      send_dead_letters(self, std::move(letters));
       st.inflight.clear();
       st.attempts = 0;
-      commit_offset(self, st.inflight_upto);
+      accepted(self, st.inflight_upto);
       break;
+    }
     case sink_status::retry: {
-      ++st.attempts;
       st.retries->inc();
+      std::string why;
+      if (!st.deps.target->check(why)) {
+        // The target is down, not the batch: open the circuit and probe; no attempt counted.
+        set_circuit(self, true);
+        self->delayed_send(self, backoff(self, st.probes++), retry_atom_v);
+        return;
+      }
+      ++st.attempts;
       if (st.attempts >= st.deps.cfg.max_attempts) {
         give_up(self, "sink " + st.deps.name + " gave up after "
                         + std::to_string(st.attempts) + " attempts: " + error);
         break;
       }
-      // Exponential backoff with full jitter, bounded by backoff-max.
-      auto base = st.deps.cfg.backoff_initial * (int64_t{1} << std::min<uint32_t>(st.attempts - 1, 20));
-      auto cap = std::min<caf::timespan>(base, st.deps.cfg.backoff_max);
-      std::uniform_int_distribution<int64_t> dist{cap.count() / 2, cap.count()};
-      self->delayed_send(self, caf::timespan{dist(st.rng)}, retry_atom_v);
+      self->delayed_send(self, backoff(self, st.attempts - 1), retry_atom_v);
       return;
     }
     case sink_status::error:
@@ -123,16 +183,36 @@ void attempt(self_ptr self) {
       give_up(self, "sink " + st.deps.name + " refused the batch: " + error);
       break;
   }
-  st.queued->set(static_cast<int64_t>(st.buffer.size()));
+  st.queued->set(static_cast<int64_t>(held(st)));
+  report_processed(self);
   maybe_finish_drains(self);
 }
 
-void flush(self_ptr self) {
+/// Lets a buffering sink flush by age (`final`: everything) and commits what became durable.
+void flush_target(self_ptr self, bool final) {
+  auto& st = self->state;
+  if (!st.started || st.circuit_open)
+    return;
+  std::string error;
+  auto status = st.deps.target->flush(final, error);
+  st.healthy->set(st.deps.target->healthy() ? 1 : 0);
+  if (status != sink_status::ok) {
+    (status == sink_status::retry ? st.retries : st.errors)->inc();
+    aout(self) << "sink " << st.deps.name << ": flush failed (the data stays buffered and is "
+               << "flushed again): " << error << '\n';
+    return;
+  }
+  commit_offset(self, st.deps.target->durable_upto(st.accepted_upto));
+}
+
+void flush(self_ptr self, bool final = false) {
   auto& st = self->state;
   if (!st.inflight.empty())
     return; // a batch awaits its retry
   if (st.buffer.empty()) {
-    commit_offset(self, st.seen_upto); // nothing routed here: still advance the offset
+    // Nothing routed here since the last write: everything seen is accepted.
+    st.accepted_upto = std::max(st.accepted_upto, st.seen_upto);
+    flush_target(self, final);
     maybe_finish_drains(self);
     return;
   }
@@ -140,6 +220,25 @@ void flush(self_ptr self) {
   st.inflight_upto = st.seen_upto;
   st.buffer_bytes = 0;
   attempt(self);
+  if (st.inflight.empty())
+    flush_target(self, final);
+}
+
+/// Whether routes send `e` to this sink; counts route matches this runner owns.
+bool routed_here(sink_runner_state& st, const event& e) {
+  bool here = false;
+  bool any = st.deps.routes->match(e, [&](size_t r) {
+    here = here || st.route_here[r];
+    if (st.route_matched[r] != nullptr)
+      st.route_matched[r]->inc();
+  });
+  if (any)
+    return here;
+  if (st.unmatched != nullptr)
+    st.unmatched->inc();
+  else if (st.unrouted != nullptr)
+    st.unrouted->inc();
+  return st.unmatched_here;
 }
 
 } // namespace
@@ -147,22 +246,52 @@ void flush(self_ptr self) {
 sink_actor::behavior_type sink_runner(self_ptr self, sink_runner_deps deps) {
   auto& st = self->state;
   st.deps = std::move(deps);
+  if (!st.deps.routes)
+    st.deps.routes = std::make_shared<route_table>();
   auto& m = *st.deps.metrics;
+  auto& table = *st.deps.routes;
+  auto idx = st.deps.sink_index;
+  for (auto& r : table.routes) {
+    st.route_here.push_back(std::find(r.sinks.begin(), r.sinks.end(), idx) != r.sinks.end());
+    bool counts = !r.sinks.empty() && r.sinks.front() == idx;
+    st.route_matched.push_back(counts ? &m.get_counter("sluice_events_routed_total",
+                                                       "Events that matched a route",
+                                                       {{"route", r.name}})
+                                      : nullptr);
+  }
+  auto& um = table.unmatched_sinks;
+  st.unmatched_here = std::find(um.begin(), um.end(), idx) != um.end();
+  if (!um.empty() && um.front() == idx)
+    st.unmatched = &m.get_counter("sluice_events_routed_total", "Events that matched a route",
+                                  {{"route", unmatched_route}});
+  if (um.empty() && st.deps.count_unrouted)
+    st.unrouted = &m.get_counter(
+      "sluice_events_unrouted_total",
+      "Events that matched no route while no _unmatched route is configured (not delivered)");
   metric_labels labels{{"sink", st.deps.name}};
+  st.received = &m.get_counter("sluice_sink_received_total", "Events routed to a sink", labels);
   st.delivered = &m.get_counter("sluice_sink_delivered_total",
                                 "Events delivered and made durable by a sink", labels);
   st.dead_lettered = &m.get_counter("sluice_sink_dropped_total",
-                                    "Events a sink did not deliver (after max-attempts or a "
-                                    "permanent error); every one went to the dead-letter sink",
+                                    "Events a sink did not deliver (after max-attempts, a "
+                                    "permanent error or a per-event rejection); every one went to "
+                                    "the dead-letter sink",
                                     labels);
-  st.retries = &m.get_counter("sluice_sink_retries_total", "Write attempts that asked for a retry",
-                              labels);
+  st.retries = &m.get_counter("sluice_sink_retries_total",
+                              "Write or flush attempts that asked for a retry", labels);
   st.errors = &m.get_counter("sluice_sink_errors_total",
                              "Permanent write failures and failed offset commits", labels);
-  st.queued = &m.get_gauge("sluice_sink_queued_events", "Events buffered in a sink runner", labels);
+  st.circuit_opened = &m.get_counter("sluice_sink_circuit_opened_total",
+                                     "Times a sink's circuit opened (target down)", labels);
+  st.queued = &m.get_gauge("sluice_sink_queued_events",
+                           "Events held by a sink runner (buffered or awaiting a retry)", labels);
   st.healthy = &m.get_gauge("sluice_sink_healthy", "1 when the sink's last operation succeeded",
                             labels);
+  st.circuit = &m.get_gauge("sluice_sink_circuit_open",
+                            "1 while a sink's circuit is open (writes paused, target probed)",
+                            labels);
   st.seen_upto = st.deps.done_upto;
+  st.accepted_upto = st.deps.done_upto;
   std::string error;
   st.started = st.deps.target->start(error) == sink_status::ok;
   st.healthy->set(st.started ? 1 : 0);
@@ -170,34 +299,50 @@ sink_actor::behavior_type sink_runner(self_ptr self, sink_runner_deps deps) {
     aout(self) << "sink " << st.deps.name << ": start failed (will retry): " << error << '\n';
   self->delayed_send(self, st.deps.cfg.flush_interval, tick_atom_v);
   return {
-    [self](write_atom, committed_batch& batch) {
+    [self](dispatch_atom, committed_batch& batch) {
       auto& st = self->state;
+      size_t taken = 0;
       for (auto& e : batch.events) {
-        if (e.offset <= st.deps.done_upto)
-          continue; // already delivered before a restart
+        if (e.offset <= st.deps.done_upto || !routed_here(st, e))
+          continue; // delivered before a restart, or not for this sink
         st.buffer_bytes += approx_bytes(e);
         st.buffer.push_back(std::move(e));
+        ++taken;
       }
+      st.received->inc(taken);
       st.seen_upto = std::max(st.seen_upto, batch.upto);
-      st.queued->set(static_cast<int64_t>(st.buffer.size()));
+      st.unreported_upto = std::max(st.unreported_upto, batch.upto);
+      st.queued->set(static_cast<int64_t>(held(st)));
       if (st.buffer_bytes >= st.deps.cfg.max_batch_bytes
           || st.buffer.size() >= st.deps.cfg.max_batch_events)
         flush(self);
+      report_processed(self);
     },
     [self](drain_atom) -> caf::result<caf::ok_atom> {
       auto rp = self->make_response_promise<caf::ok_atom>();
       self->state.drains.push_back(rp);
-      flush(self);
+      flush(self, true);
       maybe_finish_drains(self);
       return rp;
     },
     [self](tick_atom) {
       flush(self);
+      report_processed(self);
       self->delayed_send(self, self->state.deps.cfg.flush_interval, tick_atom_v);
     },
     [self](retry_atom) {
-      if (!self->state.inflight.empty())
-        attempt(self);
+      auto& st = self->state;
+      if (st.inflight.empty())
+        return;
+      if (st.circuit_open) {
+        std::string why;
+        if (!st.deps.target->check(why)) {
+          self->delayed_send(self, backoff(self, st.probes++), retry_atom_v);
+          return;
+        }
+        set_circuit(self, false);
+      }
+      attempt(self);
     },
   };
 }

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "actors/interfaces.hpp"
+#include "actors/route_table.hpp"
 #include "actors/sinks/sink.hpp"
 
 #include <caf/stateful_actor.hpp>
@@ -25,20 +26,34 @@ struct sink_runner_deps {
   ingest_log_actor log;
   dead_letter_actor dead_letters;
   metrics_registry* metrics = nullptr;
+  /// The node's routes and this sink's index in their sink list: the runner keeps the events
+  /// whose routes name it.
+  std::shared_ptr<const route_table> routes;
+  size_t sink_index = 0;
+  /// Whether this runner counts events no route matched (exactly one runner of a node does).
+  bool count_unrouted = false;
   /// The sink's durable offset at start; committed events at or below it are skipped.
   log_offset done_upto = 0;
 };
 
-/// State of the engine that drives one sink.
+/// State of the engine that drives one sink: a consumer of the ingest log.
 ///
-/// Lifecycle: spawned at start with the sink's recorded offset; starts the sink, then buffers
-/// committed events and flushes by size (`max-batch-bytes`, `max-batch-events`) and time
-/// (`flush-interval`). A flush that returns `retry` is retried with exponential backoff and jitter;
-/// after `max-attempts`, or at once on `error`, the batch goes to the dead-letter sink with the
-/// reason. The sink's offset (consumer `sink.<name>`) is committed through the ingest log only
-/// after the batch is delivered or dead-lettered, so an undelivered batch is replayed after a
-/// restart. Concurrency: runs detached (the sink may block). Limits: while a batch awaits retry,
-/// new events keep buffering (bounded queues come with the backpressure work).
+/// Lifecycle: spawned at start with the sink's recorded offset; receives every committed batch,
+/// keeps the events its routes send to this sink, buffers them and flushes by size
+/// (`max-batch-bytes`, `max-batch-events`) and time (`flush-interval`, which also lets buffering
+/// sinks flush by age). A write that returns `retry` is retried with exponential backoff and
+/// jitter; after `max-attempts`, or at once on `error`, the batch goes to the dead-letter sink with
+/// the reason, as do single events the sink rejects. Circuit breaker: when a write fails and the
+/// sink's active `check` fails too, the circuit opens: the target is down, not the batch, so the
+/// engine only probes `check` with backoff and counts no attempts until it passes. The sink's
+/// offset (consumer `sink.<name>`) is committed through the ingest log only after the batch is
+/// durable (`sink::durable_upto`) or dead-lettered, so an undelivered batch is replayed after a
+/// restart.
+///
+/// Flow control: the runner reports `processed` to the log for what it took while it holds fewer
+/// than `max-queued-events`; beyond that (target slow or down) it stops, and the log keeps the
+/// rest on disk, so memory stays bounded and other sinks go on. Concurrency: runs detached (the
+/// sink may block).
 struct sink_runner_state {
   static inline const char* name = "sink-runner";
   sink_runner_deps deps;
@@ -46,20 +61,35 @@ struct sink_runner_state {
   size_t buffer_bytes = 0;
   /// `upto` of the latest committed batch received.
   log_offset seen_upto = 0;
+  /// `upto` of the latest batch taken but not yet reported `processed` to the log.
+  log_offset unreported_upto = 0;
+  /// Everything at or below this was written with `ok` (or dead-lettered).
+  log_offset accepted_upto = 0;
   event_batch inflight;
   log_offset inflight_upto = 0;
   uint32_t attempts = 0;
   bool started = false;
+  bool circuit_open = false;
+  uint32_t probes = 0;
   bool checkpointing = false;
   log_offset checkpoint_again = 0;
   std::vector<caf::typed_response_promise<caf::ok_atom>> drains;
   std::minstd_rand rng{std::random_device{}()};
+  /// Routes naming this sink, and routes whose match this runner counts (it is their first sink).
+  std::vector<char> route_here;
+  std::vector<counter*> route_matched;
+  bool unmatched_here = false;
+  counter* unmatched = nullptr;
+  counter* unrouted = nullptr;
+  counter* received = nullptr;
   counter* delivered = nullptr;
   counter* dead_lettered = nullptr;
   counter* retries = nullptr;
   counter* errors = nullptr;
+  counter* circuit_opened = nullptr;
   gauge* queued = nullptr;
   gauge* healthy = nullptr;
+  gauge* circuit = nullptr;
   /// Stops the sink (CAF 0.17 runs attached functors after the state is gone, so cleanup lives
   /// here).
   ~sink_runner_state();

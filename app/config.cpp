@@ -39,13 +39,22 @@ node_config::node_config() {
     .add(sync_interval, "sync-interval", "fsync period with durability = periodic")
     .add(initial_map_bytes, "initial-map-bytes", "initial LMDB map size in bytes")
     .add(max_map_bytes, "max-map-bytes",
-         "upper bound of the LMDB map in bytes; the map doubles on demand up to this");
+         "upper bound of the LMDB map in bytes; the map doubles on demand up to this")
+    .add(max_log_bytes, "max-log-bytes",
+         "while the stored log (what some consumer has not made durable yet) exceeds this, the "
+         "gateway refuses batches with 503 and Retry-After, and /readyz names the lagging "
+         "consumers; 0 disables the limit")
+    .add(max_pending_events, "max-pending-events",
+         "events waiting for the next group commit before the gateway refuses more (503)");
   opt_group{custom_options_, "actors"}
     .add(device_shards, "device-shards", "shards owning device actors (hash of device_id)")
     .add(profile_shards, "profile-shards", "shards owning profile actors (hash of profile_id)")
     .add(idle_timeout, "idle-timeout", "device and profile actors idle this long are passivated")
     .add(checkpoint_interval, "checkpoint-interval",
-         "device and profile state is committed with its log offset at least this often");
+         "device and profile state is committed with its log offset at least this often")
+    .add(consumer_window_events, "consumer-window-events",
+         "dispatched events a consumer (sink, shard) may have unprocessed; one further behind "
+         "catches up from the stored log, so memory stays bounded");
   opt_group{custom_options_, "profiles"}
     .add(completion_ratio, "completion-ratio",
          "a title watched to this fraction of its duration_ms leaves continue-watching")
@@ -91,6 +100,11 @@ std::string node_config::finish() {
     return "actors.device-shards and actors.profile-shards must be at least 1";
   if (completion_ratio <= 0 || completion_ratio > 1)
     return "profiles.completion-ratio must be in (0, 1]";
+  if (consumer_window_events < 2 || max_pending_events == 0)
+    return "actors.consumer-window-events must be at least 2 and storage.max-pending-events "
+           "positive";
+  if (max_log_bytes > max_map_bytes)
+    return "storage.max-log-bytes must not exceed storage.max-map-bytes";
   if (initial_map_bytes == 0 || max_map_bytes < initial_map_bytes)
     return "storage.initial-map-bytes must be positive and not above storage.max-map-bytes";
   if (max_body_bytes == 0 || max_frame_bytes == 0 || max_inflight_frames == 0
@@ -121,6 +135,9 @@ std::string node_config::finish() {
   node.idle_timeout = idle_timeout;
   node.checkpoint_interval = checkpoint_interval;
   node.sync_interval = sync_interval;
+  node.consumer_window_events = consumer_window_events;
+  node.max_log_bytes = max_log_bytes;
+  node.max_pending_events = max_pending_events;
   node.profiles.completion_ratio = completion_ratio;
   node.profiles.max_titles = max_titles;
   node.sinks.clear();

@@ -35,11 +35,14 @@ public:
   caf::timespan sync_interval = std::chrono::seconds{1};
   size_t initial_map_bytes = size_t{1} << 30;
   size_t max_map_bytes = size_t{64} << 30;
+  size_t max_log_bytes = size_t{2} << 30;
+  size_t max_pending_events = 262144;
   // [actors]
   size_t device_shards = 2;
   size_t profile_shards = 2;
   caf::timespan idle_timeout = std::chrono::minutes{5};
   caf::timespan checkpoint_interval = std::chrono::milliseconds{200};
+  size_t consumer_window_events = 32768;
   // [profiles]
   double completion_ratio = 0.95;
   size_t max_titles = 500;

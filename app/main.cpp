@@ -63,7 +63,6 @@ int serve(node_config& cfg) {
     caf::scoped_actor self{sys};
     auto stop_actors = [&] {
       self->send_exit(nodes.log, caf::exit_reason::user_shutdown);
-      self->send_exit(nodes.router, caf::exit_reason::user_shutdown);
       for (auto& s : nodes.device_shards)
         self->send_exit(s, caf::exit_reason::user_shutdown);
       for (auto& s : nodes.profile_shards)
@@ -80,7 +79,7 @@ int serve(node_config& cfg) {
                });
     log_json("info", "log replayed", {{"events", std::to_string(replayed)}});
     gateway::node_status status;
-    gateway::actor_ingest_port port{nodes.log};
+    gateway::actor_ingest_port port{nodes.log, nodes.gate};
     gateway::server server{cfg.gateway, port, metrics,
                            gateway::node_endpoints(nodes, metrics, status)};
     uint16_t bound = 0;

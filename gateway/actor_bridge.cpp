@@ -13,11 +13,20 @@ void actor_ingest_port::submit(event_batch events, commit_callback done) {
   req.reply = [done = std::move(done)](ingest_outcome out) {
     commit_result res;
     res.error = std::move(out.error);
+    res.retry_after_s = out.retry_after_s;
     res.first = out.first;
     res.last = out.last;
     done(std::move(res));
   };
   caf::anon_send(log_, append_atom_v, std::move(req));
+}
+
+bool actor_ingest_port::admitting(std::string& reason, uint32_t& retry_after_s) const {
+  if (!gate_ || gate_->open.load(std::memory_order_relaxed))
+    return true;
+  reason = gate_->reason.load();
+  retry_after_s = gate_->retry_after_s.load();
+  return false;
 }
 
 namespace {
@@ -76,13 +85,29 @@ std::vector<endpoint> node_endpoints(const node_handles& nodes, metrics_registry
                  [](const http_request&, responder respond) {
                    respond(json_response(200, "{\"status\":\"ok\"}"));
                  }});
-  out.push_back({"GET", "/readyz", "readiness: 200 once replay finished, 503 while starting or "
-                                   "stopping",
-                 [&status](const http_request&, responder respond) {
-                   if (status.ready.load())
-                     respond(json_response(200, "{\"status\":\"ready\"}"));
-                   else
-                     respond(json_response(503, "{\"status\":\"not ready\"}"));
+  out.push_back({"GET", "/readyz", "readiness: 200 once replay finished; 503 while starting, "
+                                   "stopping, or while the log pushes back (naming why and the "
+                                   "consumers lagging past storage.max-log-bytes)",
+                 [&status, gate = nodes.gate](const http_request&, responder respond) {
+                   if (!status.ready.load())
+                     return respond(json_response(503, "{\"status\":\"not ready\"}"));
+                   auto lagging = gate ? gate->lagging() : std::vector<std::string>{};
+                   bool open = !gate || gate->open.load();
+                   if (open && lagging.empty())
+                     return respond(json_response(200, "{\"status\":\"ready\"}"));
+                   std::string body = "{\"status\":\"overloaded\",\"reason\":";
+                   append_json_string(body, open ? "" : gate->reason.load());
+                   body += ",\"lagging_consumers\":[";
+                   for (size_t i = 0; i < lagging.size(); ++i) {
+                     if (i > 0)
+                       body += ',';
+                     append_json_string(body, lagging[i]);
+                   }
+                   body += "]}";
+                   auto res = json_response(503, std::move(body));
+                   res.headers.emplace_back("Retry-After",
+                                            std::to_string(gate->retry_after_s.load()));
+                   respond(std::move(res));
                  }});
   out.push_back({"GET", "/v1/profiles/{id}/continue-watching",
                  "titles in progress for a profile, most recent first",

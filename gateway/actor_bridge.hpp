@@ -19,12 +19,15 @@ namespace sluice::gateway {
 /// commit. Thread-safe: called from any io thread (`anon_send` never blocks).
 class actor_ingest_port : public ingest_port {
 public:
-  explicit actor_ingest_port(ingest_log_actor log) : log_(std::move(log)) {
+  actor_ingest_port(ingest_log_actor log, std::shared_ptr<const admission> gate)
+    : log_(std::move(log)), gate_(std::move(gate)) {
   }
   void submit(event_batch events, commit_callback done) override;
+  bool admitting(std::string& reason, uint32_t& retry_after_s) const override;
 
 private:
   ingest_log_actor log_;
+  std::shared_ptr<const admission> gate_;
 };
 
 /// Whether the node serves traffic: false until replay finished and again once shutdown began.

@@ -40,8 +40,9 @@ enum class reject_reason {
   unsupported_media_type,
   frame_too_large,
   commit_failed,
+  overloaded, ///< refused before the log because it pushes back (503 + Retry-After)
 };
-inline constexpr size_t reject_reason_count = 7;
+inline constexpr size_t reject_reason_count = 8;
 
 /// Metric handles of one server, registered once at construction.
 ///
@@ -66,6 +67,7 @@ public:
   histogram& ack_latency;
   gauge& connections;
   counter& bytes_received;
+  counter& ws_paused;
 
 private:
   static constexpr unsigned min_code = 100;

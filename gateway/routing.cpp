@@ -12,7 +12,7 @@ namespace {
 
 constexpr std::array<const char*, reject_reason_count> reason_names = {
   "missing_field",   "invalid_field",          "malformed_batch", "body_too_large",
-  "unsupported_media_type", "frame_too_large", "commit_failed",
+  "unsupported_media_type", "frame_too_large", "commit_failed", "overloaded",
 };
 
 constexpr std::array<const char*, 3> endpoint_names = {"events", "stream", "other"};
@@ -70,6 +70,8 @@ gateway_metrics::gateway_metrics(metrics_registry& registry)
                                    "Open HTTP and WebSocket connections.")),
     bytes_received(registry.get_counter("sluice_gateway_bytes_received_total",
                                         "Bytes of requests and frames read by the gateway.")),
+    ws_paused(registry.get_counter("sluice_gateway_ws_paused_total",
+                                   "Times a WebSocket stopped reading because the log pushed back.")),
     registry_(registry),
     requests_(new std::atomic<counter*>[endpoint_names.size() * codes]) {
   for (size_t i = 0; i < reject_reason_count; ++i)

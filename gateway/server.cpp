@@ -236,6 +236,17 @@ private:
     st_.metrics.count_rejections(batch.rejected);
     if (batch.events.empty())
       return reply(200, http_ack_body(0, batch.rejected, batch.batch_id), endpoint_label::events);
+    std::string reason;
+    uint32_t retry_after = 0;
+    if (!st_.ingest.admitting(reason, retry_after)) {
+      st_.metrics.rejected(reject_reason::overloaded).inc(batch.events.size());
+      retry_after = retry_after != 0 ? retry_after : default_retry_after_s;
+      std::string out = "{\"error\":";
+      append_json_string(out, reason);
+      out += ",\"retry_after_s\":" + std::to_string(retry_after) + "}";
+      return reply(503, std::move(out), endpoint_label::events,
+                   {{"Retry-After", std::to_string(retry_after)}});
+    }
     pending_accepted_ = batch.events.size();
     pending_rejected_ = std::move(batch.rejected);
     pending_batch_id_ = std::move(batch.batch_id);

@@ -40,6 +40,13 @@ public:
   virtual ~ingest_port() = default;
   /// Takes ownership of `events` (non-empty) and calls `done` once they are durable (or failed).
   virtual void submit(event_batch events, commit_callback done) = 0;
+  /// Whether batches are taken right now; when not, sets why and how long senders should wait.
+  /// HTTP answers 503 at once; a WebSocket stops reading until this turns true. Thread-safe.
+  virtual bool admitting(std::string& reason, uint32_t& retry_after_s) const {
+    (void) reason;
+    (void) retry_after_s;
+    return true;
+  }
 };
 
 /// A request as seen by an endpoint handler.

@@ -12,6 +12,10 @@ namespace websocket = beast::websocket;
 
 namespace {
 
+/// How often a WebSocket that stopped reading because the log pushed back looks at the gate again:
+/// short against a client's retry timers, long against the cost of a timer wake-up.
+constexpr auto gate_poll_interval = std::chrono::milliseconds{20};
+
 /// One WebSocket connection.
 ///
 /// Lifecycle: accepts the upgrade, then reads messages (each one a batch) and answers each with
@@ -27,7 +31,7 @@ namespace {
 class ws_session final : public session_base {
 public:
   ws_session(server_state& st, beast::tcp_stream&& stream, connection_token token)
-    : st_(st), ws_(std::move(stream)), token_(std::move(token)) {
+    : st_(st), ws_(std::move(stream)), gate_timer_(ws_.get_executor()), token_(std::move(token)) {
   }
 
   auto executor() {
@@ -80,10 +84,25 @@ private:
   // -- reading ------------------------------------------------------------------------------------
 
   void do_read() {
-    if (reading_ || closing_ || closed_)
+    if (reading_ || closing_ || closed_ || gate_wait_)
       return;
     if (slots_.size() >= st_.cfg.max_inflight_frames)
       return; // resumed by on_write once the head slot is written
+    std::string reason;
+    uint32_t retry_after_s = 0;
+    if (!st_.ingest.admitting(reason, retry_after_s)) {
+      // The log pushes back: stop reading (TCP pushes back to the client) and look again shortly.
+      st_.metrics.ws_paused.inc();
+      gate_wait_ = true;
+      gate_timer_.expires_after(gate_poll_interval);
+      gate_timer_.async_wait([self = self_ptr()](beast::error_code) {
+        self->guarded([&] {
+          self->gate_wait_ = false;
+          self->do_read();
+        });
+      });
+      return;
+    }
     reading_ = true;
     read_some();
   }
@@ -244,6 +263,7 @@ private:
       return;
     closed_ = true;
     slots_.clear();
+    gate_timer_.cancel();
     beast::error_code ignored;
     auto& sock = beast::get_lowest_layer(ws_).socket();
     sock.shutdown(tcp::socket::shutdown_both, ignored);
@@ -267,12 +287,15 @@ private:
 
   server_state& st_;
   websocket::stream<beast::tcp_stream> ws_;
+  /// Wakes a session that stopped reading because the log pushed back.
+  net::steady_timer gate_timer_;
   connection_token token_;
   http::request<http::string_body> req_;
   beast::flat_buffer rbuf_;
   std::deque<slot> slots_;
   uint64_t next_seq_ = 1;
   bool reading_ = false;
+  bool gate_wait_ = false; // stopped reading until the log takes batches again
   bool writing_ = false;
   bool closing_ = false;    // an oversized message was seen: no more reads
   bool close_sent_ = false; // async_close started

@@ -23,6 +23,8 @@ struct ingest_outcome {
   std::string error;
   log_offset first = 0;
   log_offset last = 0;
+  /// With `error`: seconds the sender should wait before trying again (0: no advice).
+  uint32_t retry_after_s = 0;
 };
 
 /// A decoded client batch on its way into the log, with the callback that acknowledges it. Local
@@ -116,6 +118,7 @@ CAF_ADD_ATOM(sluice, sluice, dead_atom, "dead")
 CAF_ADD_ATOM(sluice, sluice, done_atom, "done")
 CAF_ADD_ATOM(sluice, sluice, connect_atom, "connect")
 CAF_ADD_ATOM(sluice, sluice, applied_atom, "applied")
+CAF_ADD_ATOM(sluice, sluice, processed_atom, "processed")
 
 CAF_END_TYPE_ID_BLOCK(sluice)
 

@@ -1,3 +1,4 @@
+#include <cerrno>
 #include "persistence/lmdb.hpp"
 
 #include "persistence/lmdb_detail.hpp"
@@ -94,6 +95,10 @@ lmdb_error::lmdb_error(int code, const std::string& what) : std::runtime_error(w
 
 bool lmdb_error::map_full() const noexcept {
   return code_ == MDB_MAP_FULL;
+}
+
+bool lmdb_error::out_of_space() const noexcept {
+  return code_ == MDB_MAP_FULL || code_ == ENOSPC || code_ == EDQUOT;
 }
 
 // -- durability ---------------------------------------------------------------------------------

@@ -25,6 +25,9 @@ public:
   }
   /// True when the error is MDB_MAP_FULL (the caller may `environment::grow` and retry).
   bool map_full() const noexcept;
+  /// True when the map is full or the disk is (MDB_MAP_FULL, ENOSPC, EDQUOT): the write may
+  /// succeed once space is freed.
+  bool out_of_space() const noexcept;
 
 private:
   int code_;

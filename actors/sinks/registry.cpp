@@ -17,6 +17,9 @@ const option_table<sink_runner_config>& sink_runner_config::options() {
           "flush when this many bytes of events are buffered")
       .add(&sink_runner_config::max_batch_events, "max-batch-events",
            "flush when this many events are buffered")
+      .add(&sink_runner_config::max_queued_events, "max-queued-events",
+           "events held (buffered or awaiting a retry) before the sink stops taking more from "
+           "the log; the rest waits in the log, not in memory")
       .add(&sink_runner_config::flush_interval, "flush-interval", "flush at least this often")
       .add(&sink_runner_config::max_attempts, "max-attempts",
            "attempts per batch before it goes to the dead-letter sink")
@@ -31,6 +34,8 @@ const option_table<sink_runner_config>& sink_runner_config::options() {
 std::string sink_runner_config::validate() const {
   if (max_batch_bytes == 0 || max_batch_events == 0)
     return "'max-batch-bytes' and 'max-batch-events' must be positive";
+  if (max_queued_events < max_batch_events)
+    return "'max-queued-events' must be at least 'max-batch-events'";
   if (flush_interval.count() <= 0)
     return "'flush-interval' must be positive";
   if (max_attempts == 0)

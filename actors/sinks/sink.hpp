@@ -59,8 +59,15 @@ public:
     (void) error;
     return sink_status::ok;
   }
-  /// Cheap health check for `/readyz` and the console.
+  /// Cheap health check for `/readyz` and the console (the state of the last operation).
   virtual bool healthy() const = 0;
+  /// Active health check: can the target take writes now? The engine asks it when writes keep
+  /// failing: `false` opens the sink's circuit (no attempts count against `max-attempts` while the
+  /// target is down; the engine probes again with backoff); `true` means the batch itself is at
+  /// fault, so its attempts count. Default: `start` (re-open the target).
+  virtual bool check(std::string& error) {
+    return start(error) == sink_status::ok;
+  }
   /// Closes (after a final `flush`).
   virtual void stop() = 0;
   /// The delivery guarantee this sink gives, in one sentence, for docs and `--help`.
@@ -71,13 +78,14 @@ public:
 struct sink_runner_config {
   size_t max_batch_bytes = 1 << 20;
   size_t max_batch_events = 10000;
+  size_t max_queued_events = 20000;
   caf::timespan flush_interval = std::chrono::milliseconds{250};
   uint32_t max_attempts = 5;
   caf::timespan backoff_initial = std::chrono::milliseconds{100};
   caf::timespan backoff_max = std::chrono::seconds{10};
 
-  /// Option table: `max-batch-bytes`, `max-batch-events`, `flush-interval`, `max-attempts`,
-  /// `backoff-initial`, `backoff-max`.
+  /// Option table: `max-batch-bytes`, `max-batch-events`, `max-queued-events`, `flush-interval`,
+  /// `max-attempts`, `backoff-initial`, `backoff-max`.
   static const option_table<sink_runner_config>& options();
   /// Empty when valid; otherwise what is wrong.
   std::string validate() const;

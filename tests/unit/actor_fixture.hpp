@@ -32,6 +32,9 @@ struct test_config : caf::actor_system_config {
 struct captured {
   std::vector<committed_batch> batches;
   size_t drains = 0;
+  /// Report each batch `processed` to the log at once (flow control); tests of the window turn
+  /// this off and report with `caf::send_as`.
+  bool auto_process = true;
   size_t events() const {
     size_t n = 0;
     for (auto& b : batches)
@@ -40,10 +43,16 @@ struct captured {
   }
 };
 
-inline consumer_actor::behavior_type capture_consumer(consumer_actor::pointer,
+inline consumer_actor::behavior_type capture_consumer(consumer_actor::pointer self,
                                                       std::shared_ptr<captured> out) {
   return {
-    [out](dispatch_atom, committed_batch& b) { out->batches.push_back(std::move(b)); },
+    [self, out](dispatch_atom, committed_batch& b) {
+      auto upto = b.upto;
+      out->batches.push_back(std::move(b));
+      if (out->auto_process)
+        self->send(caf::actor_cast<ingest_log_actor>(self->current_sender()), processed_atom_v,
+                   upto);
+    },
     [out](drain_atom) {
       ++out->drains;
       return caf::ok_atom_v;

@@ -1,5 +1,6 @@
 #include "actor_fixture.hpp"
 
+#include "actors/admission.hpp"
 #include "actors/ingest_log.hpp"
 #include "persistence/log_store.hpp"
 
@@ -12,20 +13,46 @@ struct ingest_log_test : actor_test {
   std::shared_ptr<captured> router = std::make_shared<captured>();
   std::shared_ptr<captured> devices = std::make_shared<captured>();
   std::shared_ptr<captured> profiles = std::make_shared<captured>();
+  std::vector<consumer_actor> consumers;
+  /// What the all-events consumers after the first got (one per extra name in `sinks`).
+  std::vector<std::shared_ptr<captured>> others;
+  std::shared_ptr<admission> gate = std::make_shared<admission>();
 
-  ingest_log_actor spawn_log(std::vector<std::string> consumers = {"sink.a"}) {
+  /// A log with one all-events consumer per name in `sinks` (the first one is `router`), a device
+  /// shard and a profile shard; dispatching starts at once unless `start` is false.
+  ingest_log_actor spawn_log(std::vector<std::string> sinks = {"sink.a"}, bool start = true,
+                             size_t window = 32768, uint64_t max_log_bytes = 0) {
     ingest_log_deps deps;
     deps.env = env_.get();
     deps.metrics = &metrics_;
-    deps.consumers = std::move(consumers);
+    deps.window_events = window;
+    deps.max_log_bytes = max_log_bytes;
+    deps.gate = gate;
+    for (auto& name : sinks)
+      deps.consumers.push_back({name, consumer_spec::slice::all, 0, 1});
+    deps.consumers.push_back({"devices.0", consumer_spec::slice::device, 0, 1});
+    deps.consumers.push_back({"profiles.0", consumer_spec::slice::profile, 0, 1});
     auto log = spawn(ingest_log, std::move(deps));
-    auto r = spawn(capture_consumer, router);
-    auto d = spawn(capture_consumer, devices);
-    auto p = spawn(capture_consumer, profiles);
-    caf::anon_send(log, connect_atom_v, consumer_actor{r}, std::vector<consumer_actor>{d},
-                   std::vector<consumer_actor>{p});
+    consumers.clear();
+    consumers.push_back(spawn(capture_consumer, router));
+    others.clear();
+    for (size_t i = 1; i < sinks.size(); ++i) {
+      others.push_back(std::make_shared<captured>());
+      consumers.push_back(spawn(capture_consumer, others.back()));
+    }
+    consumers.push_back(spawn(capture_consumer, devices));
+    consumers.push_back(spawn(capture_consumer, profiles));
+    caf::anon_send(log, connect_atom_v, consumers);
+    if (start)
+      caf::anon_send(log, replay_atom_v);
     run();
     return log;
+  }
+
+  void append_one(const ingest_log_actor& log, const std::string& id,
+                  std::vector<ingest_outcome>& acks) {
+    caf::anon_send(log, append_atom_v, request({make_event(id, "play", "d", "p", 1)}, acks));
+    run();
   }
 
   ingest_request request(event_batch events, std::vector<ingest_outcome>& outcomes) {
@@ -77,7 +104,7 @@ TEST_F(ingest_log_test, committed_batches_are_durable_in_lmdb_before_the_ack) {
 }
 
 TEST_F(ingest_log_test, a_checkpoint_records_the_consumer_offset_and_its_state_in_one_commit) {
-  auto log = spawn_log({"profiles.0"});
+  auto log = spawn_log();
   checkpoint cp;
   cp.space = state_space::profiles;
   cp.entries = {{"p1", "state-bytes"}};
@@ -98,7 +125,7 @@ TEST_F(ingest_log_test, a_checkpoint_records_the_consumer_offset_and_its_state_i
   EXPECT_EQ(persistence::decode_be64(*offset), 42u);
 }
 
-TEST_F(ingest_log_test, replay_sends_only_events_above_the_lowest_consumer_offset) {
+TEST_F(ingest_log_test, replay_sends_each_consumer_the_events_above_its_own_offset) {
   {
     auto log = spawn_log({"sink.a", "sink.b"});
     std::vector<ingest_outcome> acks;
@@ -108,7 +135,7 @@ TEST_F(ingest_log_test, replay_sends_only_events_above_the_lowest_consumer_offse
       run();
     }
     ASSERT_EQ(acks.size(), 4u);
-    // sink.a is done with 3 events, sink.b with 2: replay must restart at offset 3.
+    // sink.a is done with 3 events, sink.b with 2.
     persistence::write_txn txn{*env_};
     txn.put(persistence::db::offsets, "sink.a", persistence::encode_be64(3));
     txn.put(persistence::db::offsets, "sink.b", persistence::encode_be64(2));
@@ -118,12 +145,13 @@ TEST_F(ingest_log_test, replay_sends_only_events_above_the_lowest_consumer_offse
   }
   router->batches.clear();
   auto log = spawn_log({"sink.a", "sink.b"});
-  caf::anon_send(log, replay_atom_v);
-  run();
-  ASSERT_EQ(router->events(), 2u);
-  EXPECT_EQ(router->batches[0].events[0].offset, 3u);
-  EXPECT_EQ(router->batches.back().events.back().offset, 4u);
+  ASSERT_EQ(router->events(), 1u);
+  EXPECT_EQ(router->batches[0].events[0].offset, 4u);
   EXPECT_EQ(router->batches.back().upto, 4u);
+  ASSERT_EQ(others.size(), 1u);
+  ASSERT_EQ(others[0]->events(), 2u);
+  EXPECT_EQ(others[0]->batches[0].events[0].offset, 3u);
+  EXPECT_EQ(others[0]->batches.back().upto, 4u);
 }
 
 TEST_F(ingest_log_test, drain_commits_pending_batches_and_drains_every_consumer) {
@@ -136,6 +164,85 @@ TEST_F(ingest_log_test, drain_commits_pending_batches_and_drains_every_consumer)
   EXPECT_EQ(router->drains, 1u);
   EXPECT_EQ(devices->drains, 1u);
   EXPECT_EQ(profiles->drains, 1u);
+}
+
+TEST_F(ingest_log_test, a_consumer_past_its_window_stops_getting_live_batches_and_catches_up_from_lmdb) {
+  router->auto_process = false;
+  auto log = spawn_log({"sink.a"}, true, /*window*/ 4);
+  std::vector<ingest_outcome> acks;
+  for (int i = 0; i < 10; ++i)
+    caf::anon_send(log, append_atom_v,
+                   request({make_event("e" + std::to_string(i), "play", "d", "p", i)}, acks));
+  run(); // one group commit of 10 single-event batches: larger than the window, sent as one
+  ASSERT_EQ(router->events(), 10u);
+  for (int i = 10; i < 16; ++i)
+    append_one(log, "e" + std::to_string(i), acks);
+  ASSERT_EQ(acks.size(), 16u);
+  // The consumer has not processed anything: it got nothing more, but the shards did.
+  EXPECT_EQ(router->events(), 10u);
+  EXPECT_EQ(devices->events(), 16u);
+  // Once it reports progress, the rest comes from the stored log in chunks of window/2, in order.
+  caf::send_as(consumers[0], log, processed_atom_v, log_offset{10});
+  run();
+  ASSERT_EQ(router->events(), 12u);
+  EXPECT_EQ(router->batches.back().events.front().offset, 11u);
+  EXPECT_EQ(router->batches.back().upto, 12u);
+  for (log_offset upto = 12; upto < 16; upto += 2) {
+    caf::send_as(consumers[0], log, processed_atom_v, upto);
+    run();
+  }
+  EXPECT_EQ(router->events(), 16u);
+  EXPECT_EQ(router->batches.back().upto, 16u);
+  EXPECT_GT(metrics_.value("sluice_log_catch_up_events_total"), 0.0);
+  // Caught up: the next commit arrives live again.
+  caf::send_as(consumers[0], log, processed_atom_v, log_offset{16});
+  run();
+  append_one(log, "live", acks);
+  EXPECT_EQ(router->events(), 17u);
+  EXPECT_EQ(router->batches.back().events.back().id, "live");
+}
+
+TEST_F(ingest_log_test, nothing_is_dispatched_before_replay_starts_and_replay_covers_it) {
+  auto log = spawn_log({"sink.a"}, /*start*/ false);
+  std::vector<ingest_outcome> acks;
+  append_one(log, "early", acks);
+  ASSERT_EQ(acks.size(), 1u);
+  EXPECT_EQ(router->events(), 0u);
+  caf::anon_send(log, replay_atom_v);
+  run();
+  ASSERT_EQ(router->events(), 1u);
+  EXPECT_EQ(router->batches[0].events[0].id, "early");
+}
+
+TEST_F(ingest_log_test, the_gate_closes_while_the_stored_log_exceeds_max_log_bytes_and_reopens_after_trim) {
+  auto log = spawn_log({"sink.a"}, true, 32768, /*max_log_bytes*/ 100);
+  std::vector<ingest_outcome> acks;
+  for (int i = 0; i < 8 && gate->open.load(); ++i)
+    append_one(log, "fill-" + std::to_string(i), acks);
+  ASSERT_FALSE(gate->open.load()) << "the log never exceeded 100 bytes: "
+                                   << metrics_.value("sluice_log_stored_bytes");
+  EXPECT_NE(std::string{gate->reason.load()}.find("max-log-bytes"), std::string::npos);
+  EXPECT_EQ(metrics_.value("sluice_ingest_open"), 0.0);
+  // A batch arriving now is refused with Retry-After, not stored.
+  auto stored = acks.size();
+  append_one(log, "refused", acks);
+  ASSERT_EQ(acks.size(), stored + 1);
+  EXPECT_FALSE(acks.back().error.empty());
+  EXPECT_GT(acks.back().retry_after_s, 0u);
+  EXPECT_EQ(metrics_.value("sluice_log_refused_events_total"), 1.0);
+  // Every consumer records it is done: the log is trimmed and the gate opens.
+  for (auto name : {"sink.a", "devices.0", "profiles.0"}) {
+    checkpoint cp;
+    cp.consumer = name;
+    cp.done_upto = stored;
+    spawn([log, cp](caf::event_based_actor* self) {
+      self->request(log, caf::infinite, commit_atom_v, cp).then([](caf::ok_atom) {});
+    });
+  }
+  run();
+  EXPECT_TRUE(gate->open.load());
+  append_one(log, "after", acks);
+  EXPECT_TRUE(acks.back().error.empty());
 }
 
 } // namespace

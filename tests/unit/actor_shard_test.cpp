@@ -22,7 +22,7 @@ struct shard_test : actor_test {
     ingest_log_deps ldeps;
     ldeps.env = env_.get();
     ldeps.metrics = &metrics_;
-    ldeps.consumers = {"profiles.0"};
+    ldeps.consumers = {{"profiles.0", consumer_spec::slice::profile, 0, 1}};
     log = spawn(ingest_log, std::move(ldeps));
     entity_kind kind;
     kind.name = "profile";

@@ -1,7 +1,6 @@
 #include "actor_fixture.hpp"
 
 #include "actors/ingest_log.hpp"
-#include "actors/router.hpp"
 #include "actors/sink_runner.hpp"
 
 using namespace sluice;
@@ -21,12 +20,26 @@ struct scripted_sink : sink {
   sink_status write(const event_batch& events, write_report& report) override {
     auto st = calls < script.size() ? script[calls] : sink_status::ok;
     ++calls;
-    if (st == sink_status::ok)
+    if (st == sink_status::ok) {
       written.push_back(events);
-    else
+      if (reject_index < events.size())
+        report.rejected.emplace_back(reject_index, "scripted rejection of field 'x'");
+    } else {
       report.error = "scripted failure";
+    }
     return st;
   }
+  bool check(std::string& error) override {
+    if (down_checks == 0)
+      return true;
+    --down_checks;
+    error = "scripted outage";
+    return false;
+  }
+  /// Active health checks that fail before the target is back.
+  size_t down_checks = 0;
+  /// Index of an event `write` rejects (none by default).
+  size_t reject_index = SIZE_MAX;
   bool healthy() const override {
     return true;
   }
@@ -57,7 +70,7 @@ struct sink_test : actor_test {
     ingest_log_deps ldeps;
     ldeps.env = env_.get();
     ldeps.metrics = &metrics_;
-    ldeps.consumers = {"sink.s"};
+    ldeps.consumers = {{"sink.s", consumer_spec::slice::all, 0, 1}};
     log = spawn(ingest_log, std::move(ldeps));
     dlq = spawn(capture_dead_letters, letters);
     sink_runner_deps deps;
@@ -69,6 +82,9 @@ struct sink_test : actor_test {
     deps.log = log;
     deps.dead_letters = dlq;
     deps.metrics = &metrics_;
+    auto everything = std::make_shared<route_table>();
+    everything->unmatched_sinks = {0}; // no routes: every event is unmatched and goes to "s"
+    deps.routes = everything;
     auto s = spawn(sink_runner, std::move(deps));
     run();
     return s;
@@ -99,7 +115,7 @@ struct sink_test : actor_test {
 TEST_F(sink_test, a_full_batch_is_written_and_the_offset_recorded_after_delivery) {
   auto target = std::make_shared<scripted_sink>();
   auto s = spawn_sink(target);
-  caf::anon_send(s, write_atom_v, batch(1, 2));
+  caf::anon_send(s, dispatch_atom_v, batch(1, 2));
   run();
   ASSERT_EQ(target->written.size(), 1u);
   EXPECT_EQ(target->written[0].size(), 2u);
@@ -110,7 +126,7 @@ TEST_F(sink_test, a_full_batch_is_written_and_the_offset_recorded_after_delivery
 TEST_F(sink_test, a_partial_batch_is_flushed_by_the_flush_interval) {
   auto target = std::make_shared<scripted_sink>();
   auto s = spawn_sink(target);
-  caf::anon_send(s, write_atom_v, batch(1, 1));
+  caf::anon_send(s, dispatch_atom_v, batch(1, 1));
   run();
   EXPECT_TRUE(target->written.empty());
   advance(50ms);
@@ -122,7 +138,7 @@ TEST_F(sink_test, a_transient_failure_is_retried_with_backoff_and_then_delivered
   auto target = std::make_shared<scripted_sink>();
   target->script = {sink_status::retry, sink_status::retry};
   auto s = spawn_sink(target, 5);
-  caf::anon_send(s, write_atom_v, batch(1, 2));
+  caf::anon_send(s, dispatch_atom_v, batch(1, 2));
   run();
   EXPECT_TRUE(target->written.empty());
   EXPECT_EQ(stored_offset(), 0u) << "the offset must not move before delivery";
@@ -138,7 +154,7 @@ TEST_F(sink_test, a_batch_goes_to_dead_letters_after_max_attempts_with_the_reaso
   auto target = std::make_shared<scripted_sink>();
   target->script = {sink_status::retry, sink_status::retry, sink_status::retry};
   auto s = spawn_sink(target, 3);
-  caf::anon_send(s, write_atom_v, batch(1, 2));
+  caf::anon_send(s, dispatch_atom_v, batch(1, 2));
   run();
   for (int i = 0; i < 5; ++i)
     advance(1s);
@@ -153,7 +169,7 @@ TEST_F(sink_test, a_permanent_failure_goes_to_dead_letters_at_once) {
   auto target = std::make_shared<scripted_sink>();
   target->script = {sink_status::error};
   auto s = spawn_sink(target);
-  caf::anon_send(s, write_atom_v, batch(1, 2));
+  caf::anon_send(s, dispatch_atom_v, batch(1, 2));
   run();
   EXPECT_EQ(letters->size(), 2u);
   EXPECT_EQ(sink_metric("sluice_sink_errors_total"), 1.0);
@@ -162,11 +178,11 @@ TEST_F(sink_test, a_permanent_failure_goes_to_dead_letters_at_once) {
 TEST_F(sink_test, events_at_or_below_the_recorded_offset_are_not_written_again) {
   auto target = std::make_shared<scripted_sink>();
   auto s = spawn_sink(target);
-  caf::anon_send(s, write_atom_v, batch(1, 2));
+  caf::anon_send(s, dispatch_atom_v, batch(1, 2));
   run();
   // A replay after a restart resends offsets 1..2 and a new one, 3: only 3 is new.
   auto b = batch(1, 3);
-  caf::anon_send(s, write_atom_v, b);
+  caf::anon_send(s, dispatch_atom_v, b);
   run();
   advance(50ms);
   size_t written = 0;
@@ -175,24 +191,9 @@ TEST_F(sink_test, events_at_or_below_the_recorded_offset_are_not_written_again) 
   EXPECT_EQ(written, 3u);
 }
 
-struct router_test : actor_test {};
+struct routing_test : sink_test {};
 
-sink_actor::behavior_type capture_sink(sink_actor::pointer, std::shared_ptr<captured> out) {
-  return {
-    [out](write_atom, committed_batch& b) { out->batches.push_back(std::move(b)); },
-    [out](drain_atom) {
-      ++out->drains;
-      return caf::ok_atom_v;
-    },
-    [](tick_atom) {},
-    [](retry_atom) {},
-  };
-}
-
-TEST_F(router_test, events_go_to_every_matching_route_and_the_rest_to_unmatched) {
-  auto errors = std::make_shared<captured>();
-  auto billing = std::make_shared<captured>();
-  auto all = std::make_shared<captured>();
+TEST_F(routing_test, each_runner_keeps_the_events_its_routes_send_it_and_unmatched_ones_go_to_unmatched) {
   caf::settings routes;
   caf::settings r1, r2, r3, r4;
   r1["when"] = std::string{"type == \"error\""};
@@ -206,29 +207,85 @@ TEST_F(router_test, events_go_to_every_matching_route_and_the_rest_to_unmatched)
   routes["billing"] = r2;
   routes["big"] = r3;
   routes["_unmatched"] = r4;
-  route_table table;
-  ASSERT_EQ(load_routes(routes, {"errors", "billing", "all"}, table), "");
-  std::vector<sink_actor> sinks{spawn(capture_sink, errors), spawn(capture_sink, billing),
-                                spawn(capture_sink, all)};
-  auto r = spawn(router, table, std::vector<std::string>{"errors", "billing", "all"}, sinks,
-                      &metrics_);
+  auto table = std::make_shared<route_table>();
+  ASSERT_EQ(load_routes(routes, {"errors", "billing", "all"}, *table), "");
+  ingest_log_deps ldeps;
+  ldeps.env = env_.get();
+  ldeps.metrics = &metrics_;
+  log = spawn(ingest_log, std::move(ldeps));
+  dlq = spawn(capture_dead_letters, letters);
+  std::vector<std::shared_ptr<scripted_sink>> targets;
+  std::vector<sink_actor> runners;
+  for (size_t i = 0; i < 3; ++i) {
+    targets.push_back(std::make_shared<scripted_sink>());
+    sink_runner_deps deps;
+    deps.name = std::vector<std::string>{"errors", "billing", "all"}[i];
+    deps.cfg.flush_interval = 50ms;
+    deps.target = targets.back();
+    deps.log = log;
+    deps.dead_letters = dlq;
+    deps.metrics = &metrics_;
+    deps.routes = table;
+    deps.sink_index = i;
+    deps.count_unrouted = i == 0;
+    runners.push_back(spawn(sink_runner, std::move(deps)));
+  }
   committed_batch b;
   b.events = {make_event("1", "error", "d", "", 1), make_event("2", "billing", "d", "", 1),
               make_event("3", "play", "d", "", 1)};
   for (size_t i = 0; i < 3; ++i)
     b.events[i].offset = i + 1;
   b.upto = 3;
-  caf::anon_send(r, dispatch_atom_v, b);
+  for (auto& r : runners)
+    caf::anon_send(r, dispatch_atom_v, b);
   run();
-  ASSERT_EQ(errors->batches.size(), 1u);
-  EXPECT_EQ(errors->events(), 1u);
-  EXPECT_EQ(errors->batches[0].events[0].id, "1");
-  EXPECT_EQ(billing->events(), 1u);
-  EXPECT_EQ(all->events(), 1u);
-  EXPECT_EQ(all->batches[0].events[0].id, "3");
-  // Every sink learns how far the log went, even with no event for it.
-  EXPECT_EQ(billing->batches[0].upto, 3u);
+  advance(50ms);
+  auto ids = [](const scripted_sink& s) {
+    std::vector<std::string> out;
+    for (auto& w : s.written)
+      for (auto& e : w)
+        out.push_back(e.id);
+    return out;
+  };
+  EXPECT_EQ(ids(*targets[0]), std::vector<std::string>{"1"});
+  EXPECT_EQ(ids(*targets[1]), std::vector<std::string>{"2"});
+  EXPECT_EQ(ids(*targets[2]), std::vector<std::string>{"3"});
+  // Each route is counted once (by its first sink's runner), not once per runner.
+  EXPECT_EQ(metrics_.value("sluice_events_routed_total", {{"route", "errors"}}), 1.0);
   EXPECT_EQ(metrics_.value("sluice_events_routed_total", {{"route", "_unmatched"}}), 1.0);
+  EXPECT_EQ(metrics_.value("sluice_sink_received_total", {{"sink", "all"}}), 1.0);
+}
+
+TEST_F(sink_test, a_sink_whose_target_is_down_opens_its_circuit_and_counts_no_attempts) {
+  auto target = std::make_shared<scripted_sink>();
+  // The first write fails while the target is down (its check fails four times); after the
+  // target is back, one more transient failure counts as the batch's first attempt.
+  target->script = {sink_status::retry, sink_status::retry};
+  target->down_checks = 4;
+  auto s = spawn_sink(target, /*max_attempts*/ 2);
+  caf::anon_send(s, dispatch_atom_v, batch(1, 2));
+  run();
+  for (int i = 0; i < 12 && target->written.empty(); ++i)
+    advance(10s);
+  EXPECT_TRUE(letters->empty()) << "an outage must not send batches to the dead letters";
+  EXPECT_EQ(sink_metric("sluice_sink_circuit_opened_total"), 1.0);
+  // Probes passed, the write was retried until the script ran out: delivered once.
+  ASSERT_EQ(target->written.size(), 1u);
+  EXPECT_EQ(sink_metric("sluice_sink_circuit_open"), 0.0);
+}
+
+TEST_F(sink_test, events_a_sink_rejects_go_to_dead_letters_and_the_rest_is_delivered) {
+  auto target = std::make_shared<scripted_sink>();
+  target->reject_index = 1;
+  auto s = spawn_sink(target);
+  caf::anon_send(s, dispatch_atom_v, batch(1, 2));
+  run();
+  ASSERT_EQ(letters->size(), 1u);
+  EXPECT_EQ((*letters)[0].ev.id, "id2");
+  EXPECT_NE((*letters)[0].reason.find("scripted rejection"), std::string::npos);
+  EXPECT_EQ(sink_metric("sluice_sink_delivered_total"), 1.0);
+  EXPECT_EQ(sink_metric("sluice_sink_dropped_total"), 1.0);
+  EXPECT_EQ(stored_offset(), 2u);
 }
 
 } // namespace
