@@ -17,13 +17,16 @@ namespace sluice::persistence {
 /// 5xx, throttling) or not (403 bad credentials, 404 bucket, local I/O error other than ENOSPC...).
 class store_error : public std::runtime_error {
 public:
+  /// `what` says what failed, where, and what to do; `transient` whether a retry may succeed.
   store_error(const std::string& what, bool transient)
     : std::runtime_error(what), transient_(transient) {}
+  /// True when trying the operation again later may succeed.
   bool transient() const noexcept { return transient_; }
 private:
   bool transient_;
 };
 
+/// One entry of `object_store::list`.
 struct object_info {
   std::string key; ///< relative to the store's root/prefix, '/'-separated
   uint64_t size = 0;
@@ -44,10 +47,14 @@ struct object_store_config {
   /// Files above this size use multipart upload, in parts of `part_bytes` (S3 minimum 5 MiB).
   uint64_t multipart_threshold = 16u << 20;
   uint64_t part_bytes = 8u << 20;
-  /// Per-request attempts for transient failures (with exponential backoff), and timeouts.
+  /// Per-request attempts for transient failures (with exponential backoff starting at
+  /// `retry_backoff`, doubling per attempt, with jitter), and timeouts.
   uint32_t max_attempts = 4;
+  std::chrono::milliseconds retry_backoff{100};
   std::chrono::milliseconds connect_timeout{2000};
   std::chrono::milliseconds request_timeout{30000};
+  /// S3 only: keys per ListObjectsV2 page (`max-keys`, 1..1000; S3 never returns more than 1000).
+  uint32_t list_page_keys = 1000;
 
   /// Empty when valid; otherwise what is wrong, naming the option.
   std::string validate() const;
@@ -77,7 +84,12 @@ public:
   virtual bool healthy() const = 0;
 };
 
-/// Opens the store for `cfg.root` (throws store_error when it cannot, e.g. invalid root).
+/// Opens the store for `cfg.root` (throws store_error when it cannot, e.g. invalid root, invalid
+/// options, or no S3 credentials in the config or the environment).
 std::unique_ptr<object_store> open_object_store(const object_store_config& cfg);
+
+/// Throws a permanent store_error unless `key` is a valid object key: non-empty, '/'-separated
+/// segments that are neither empty, `.` nor `..`, no NUL byte. Both stores accept the same keys.
+void check_object_key(std::string_view key);
 
 } // namespace sluice::persistence
