@@ -1,6 +1,7 @@
 #include "actors/ingest_log.hpp"
 
 #include "actors/drain.hpp"
+#include "actors/log_reader.hpp"
 #include "actors/metrics.hpp"
 #include "actors/placement.hpp"
 #include "messages/codec.hpp"
@@ -89,13 +90,6 @@ std::string_view key_of(const event& e, consumer_spec::slice filter) {
                                                 : std::string_view{e.profile_id};
 }
 
-bool wants(const consumer_spec& spec, const event& e) {
-  if (spec.filter == consumer_spec::slice::all)
-    return true;
-  auto key = key_of(e, spec.filter);
-  return !key.empty() && shard_index(key, spec.count) == spec.index;
-}
-
 // Sends `events` (the consumer's slice of everything up to `upto`) and records it in flight.
 void send_to(self_ptr self, size_t i, event_batch events, log_offset upto) {
   auto& l = self->state.links[i];
@@ -106,47 +100,47 @@ void send_to(self_ptr self, size_t i, event_batch events, log_offset upto) {
   self->send(l.actor, dispatch_atom_v, committed_batch{std::move(events), upto});
 }
 
-/// Reads the stored log after a lagging consumer's position and sends it up to `window/2` of its
-/// events (one chunk); the consumer turns live once it reached the head.
+/// Asks the reader for the stored events after a lagging consumer's position, up to `window/2` of
+/// them, and forwards the answer; the consumer turns live once it reached the head.
 void catch_up(self_ptr self, size_t i) {
   auto& st = self->state;
   auto& l = st.links[i];
-  auto& spec = st.deps.consumers[i];
   auto head = st.log->stats().next_offset - 1;
-  if (l.live || !l.actor || l.inflight_events > st.deps.window_events / 2)
+  if (l.live || l.reading || !l.actor || l.inflight_events > st.deps.window_events / 2)
     return;
   if (l.sent_upto >= head) {
     l.live = true;
     return;
   }
-  auto chunk_events = std::max<size_t>(st.deps.window_events / 2, 1);
-  event_batch chunk;
-  log_offset upto = l.sent_upto;
-  size_t scanned = 0;
-  auto from = l.sent_upto + 1;
-  st.log->read(from, [&](uint64_t first, uint32_t count, std::string_view bytes) {
-    event_batch decoded;
-    if (!decode_log_record(bytes, first, decoded)) {
-      aout(self) << "ingest log: record at offset " << first << " (" << count
-                 << " events) is unreadable; skipped\n";
-    }
-    for (auto& e : decoded)
-      if (e.offset >= from && wants(spec, e))
-        chunk.push_back(std::move(e));
-    upto = first + count - 1;
-    scanned += count;
-    // Stop at a full chunk; also bound the scan for consumers that get few of the events.
-    return chunk.size() < chunk_events && scanned < 4 * chunk_events;
-  });
-  if (upto <= l.sent_upto) { // nothing stored above the position (trimmed or empty)
-    l.sent_upto = std::max(l.sent_upto, head);
-    l.live = true;
-    return;
-  }
-  st.caught_up->inc(chunk.size());
-  send_to(self, i, std::move(chunk), upto);
-  if (upto >= head)
-    l.live = true;
+  auto& spec = st.deps.consumers[i];
+  auto chunk = std::max<size_t>(st.deps.window_events / 2, 1);
+  l.reading = true;
+  self
+    ->request(st.reader, caf::infinite, read_atom_v, l.sent_upto + 1,
+              static_cast<uint8_t>(spec.filter), uint64_t{spec.index}, uint64_t{spec.count},
+              uint64_t{chunk})
+    .then(
+      [self, i](committed_batch& batch) {
+        auto& st = self->state;
+        auto& l = st.links[i];
+        l.reading = false;
+        auto head = st.log->stats().next_offset - 1;
+        if (batch.upto <= l.sent_upto) { // nothing stored above the position
+          l.sent_upto = std::max(l.sent_upto, head);
+          l.live = true;
+          return;
+        }
+        st.caught_up->inc(batch.events.size());
+        send_to(self, i, std::move(batch.events), batch.upto);
+        if (l.sent_upto >= head)
+          l.live = true;
+      },
+      [self, i](caf::error& err) {
+        auto& l = self->state.links[i];
+        l.reading = false;
+        aout(self) << "ingest log: catch-up read for " << self->state.deps.consumers[i].name
+                   << " failed: " << to_string(err) << '\n';
+      });
 }
 
 /// Sends committed events (offsets set, in offset order) to every live consumer with room in its
@@ -359,6 +353,9 @@ ingest_log_actor::behavior_type ingest_log(self_ptr self, ingest_log_deps deps) 
       else
         st.offsets[spec.name] = 0;
   }
+  st.reader = st.deps.detached_reader
+                ? self->spawn<caf::detached + caf::linked>(log_reader, st.deps.env, st.deps.metrics)
+                : self->spawn<caf::linked>(log_reader, st.deps.env, st.deps.metrics);
   st.links.resize(st.deps.consumers.size());
   for (size_t i = 0; i < st.links.size(); ++i)
     st.links[i].sent_upto = st.offsets[st.deps.consumers[i].name];

@@ -37,6 +37,9 @@ struct consumer_spec {
   size_t count = 1;
 };
 
+/// Whether a consumer with this filter receives `e`.
+bool consumer_wants(consumer_spec::slice filter, size_t index, size_t count, const event& e);
+
 /// Everything the ingest log needs at spawn.
 struct ingest_log_deps {
   persistence::environment* env = nullptr;
@@ -55,6 +58,8 @@ struct ingest_log_deps {
   size_t max_pending_events = 262144;
   /// Shared with the gateway (may be null in tests).
   std::shared_ptr<admission> gate;
+  /// Run the log reader (spawned and linked by the log) on its own thread.
+  bool detached_reader = false;
 };
 
 /// State of the ingest log: the node's single LMDB writer and the dispatcher of what it stored.
@@ -69,7 +74,8 @@ struct ingest_log_deps {
 ///
 /// Flow control: a consumer may have at most `window-events` dispatched events it has not
 /// reported `processed`; when a batch would exceed that, the consumer stops receiving live batches
-/// and later catches up from LMDB, `window/2` events at a time, until it reaches the head. So
+/// and later catches up from LMDB, `window/2` events at a time, until it reaches the head; the
+/// reads run on the log reader's thread, and the log forwards their answers. So
 /// memory is bounded per consumer and a slow consumer never slows the others; what it has not
 /// consumed stays on disk. The gate (`admission`) closes while the stored log exceeds
 /// `max-log-bytes` or `max-pending-events` wait, and after a commit failed for lack of space;
@@ -91,6 +97,8 @@ struct ingest_log_state {
     size_t inflight_events = 0;
     /// Receives batches as they commit; false while catching up from LMDB.
     bool live = false;
+    /// A catch-up read is under way at the reader.
+    bool reading = false;
   };
 
   ingest_log_deps deps;
@@ -105,6 +113,8 @@ struct ingest_log_state {
   std::string encode_buffer;
   std::map<std::string, log_offset> offsets;
   std::vector<link> links;
+  /// Serves catch-up reads off the writer's thread.
+  log_reader_actor reader;
   counter* appended_events = nullptr;
   counter* appended_bytes = nullptr;
   counter* commits = nullptr;

@@ -41,6 +41,13 @@ using ingest_log_actor = caf::typed_actor<
   /// Commits what is pending, then drains every consumer; answers when all are durable.
   caf::replies_to<drain_atom>::with<caf::ok_atom>>;
 
+/// Reads the stored log for consumers that catch up, off the writer's thread: answers the events
+/// after `from` that a consumer with filter (slice, index, count) receives, at most `max_events`
+/// of them (scanning a bounded number of records), as a batch whose `upto` is the last offset read.
+using log_reader_actor = caf::typed_actor<
+  caf::replies_to<read_atom, log_offset, uint8_t, uint64_t, uint64_t, uint64_t>::with<
+    committed_batch>>;
+
 /// A per-key (device or profile) actor: applies batches of its key's events (the `log_offset` is the
 /// batch's `upto`) and sends its new encoded state back to the sender as
 /// `(applied_atom, key, upto, state)` — a plain message, not a request, so a backlog costs no
@@ -72,5 +79,17 @@ using sink_actor = consumer_actor::extend<
 using dead_letter_actor = caf::typed_actor<
   caf::reacts_to<dead_atom, std::vector<dead_letter>>,
   caf::replies_to<drain_atom>::with<caf::ok_atom>>;
+
+/// The dead-letter sink's full interface, for the node and the admin API: inspection and replay.
+using dead_letter_admin_actor = dead_letter_actor::extend<
+  /// Wires in the ingest log that replays append to.
+  caf::reacts_to<connect_atom, ingest_log_actor>,
+  /// Lists a page (`after`, `limit`, `reason`); answers the JSON page through the callback.
+  caf::reacts_to<query_atom, dead_letter_query, query_reply>,
+  /// Replays a selection into the ingest log; answers `{"replayed":n,"skipped":k}` through the
+  /// callback once the log committed them.
+  caf::reacts_to<replay_atom, dead_letter_query, query_reply>,
+  /// Internal: the log committed (empty error) or refused one replay chunk: (ticket, chunk, error).
+  caf::reacts_to<replayed_atom, uint64_t, uint64_t, std::string>>;
 
 } // namespace sluice

@@ -52,6 +52,7 @@ node_handles spawn_node(caf::actor_system& sys, persistence::environment& env,
   log_deps.max_log_bytes = opts.max_log_bytes;
   log_deps.max_pending_events = opts.max_pending_events;
   log_deps.gate = h.gate;
+  log_deps.detached_reader = opts.detached_io;
   for (auto& s : opts.sinks)
     log_deps.consumers.push_back({"sink." + s.name, consumer_spec::slice::all, 0, 1});
   for (size_t i = 0; i < opts.device_shards; ++i)
@@ -66,6 +67,7 @@ node_handles spawn_node(caf::actor_system& sys, persistence::environment& env,
                    .string();
   h.dead_letters = spawn_io(sys, opts.detached_io, dead_letter_sink, dl_path, opts.node_name,
                             &metrics);
+  caf::anon_send(h.dead_letters, connect_atom_v, h.log);
   auto routes = std::make_shared<const route_table>(opts.routes);
   for (size_t i = 0; i < opts.sinks.size(); ++i) {
     auto& spec = opts.sinks[i];

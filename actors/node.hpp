@@ -48,7 +48,7 @@ struct node_handles {
   std::vector<shard_actor> device_shards;
   std::vector<shard_actor> profile_shards;
   std::vector<sink_actor> sinks;
-  dead_letter_actor dead_letters;
+  dead_letter_admin_actor dead_letters;
 
   /// The shard owning `key` among `shards`.
   static const shard_actor& owner(const std::vector<shard_actor>& shards, std::string_view key);

@@ -2,6 +2,8 @@
 
 #include "actors/metrics.hpp"
 #include "actors/node.hpp"
+#include "app/cmd_dlq.hpp"
+#include "app/cmd_lake.hpp"
 #include "app/config.hpp"
 #include "app/log.hpp"
 #include "gateway/actor_bridge.hpp"
@@ -122,6 +124,10 @@ int serve(node_config& cfg) {
 int main(int argc, char** argv) {
   using namespace sluice;
   std::vector<std::string> args(argv + 1, argv + argc);
+  if (!args.empty() && args.front() == "lake")
+    return run_lake_command(argc, argv);
+  if (!args.empty() && args.front() == "dlq")
+    return run_dlq_command(argc, argv);
   auto wants_help = [&] {
     for (auto& a : args)
       if (a == "--help" || a == "-h" || a == "help")

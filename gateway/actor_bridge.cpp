@@ -1,9 +1,14 @@
 #include "gateway/actor_bridge.hpp"
 
 #include "actors/metrics.hpp"
+#include "actors/sinks/dead_letter/dead_letter_store.hpp"
 #include "messages/codec.hpp"
 
+#include <boost/property_tree/json_parser.hpp>
+#include <boost/property_tree/ptree.hpp>
 #include <caf/all.hpp>
+
+#include <sstream>
 
 namespace sluice::gateway {
 
@@ -69,6 +74,101 @@ handler entity_query(const std::vector<shard_actor>& shards, std::string param, 
   };
 }
 
+// Reads a replay body: `{"ids":[1,2]}`, `{"reason":"text"}` or `{"all":true}`. Returns a JSON
+// error body naming the field, empty when valid.
+std::string parse_replay_body(const std::string& body, dead_letter_query& q) {
+  namespace pt = boost::property_tree;
+  auto bad = [](const std::string& msg, const char* field) {
+    std::string out = "{\"error\":";
+    append_json_string(out, msg);
+    return out + ",\"parameter\":\"" + field + "\"}";
+  };
+  pt::ptree tree;
+  try {
+    std::istringstream in{body};
+    pt::read_json(in, tree);
+  } catch (const pt::json_parser_error& e) {
+    return bad("the body must be a JSON object: " + e.message() + " at line "
+                 + std::to_string(e.line()),
+               "body");
+  }
+  for (auto& [key, value] : tree) {
+    if (key == "ids") {
+      for (auto& [k, item] : value) {
+        try {
+          q.ids.push_back(std::stoull(item.data()));
+        } catch (const std::exception&) {
+          return bad("'ids' must be an array of dead-letter ids", "ids");
+        }
+      }
+      if (q.ids.empty())
+        return bad("'ids' must be a non-empty array of dead-letter ids", "ids");
+    } else if (key == "reason") {
+      q.reason = value.data();
+    } else if (key == "all") {
+      if (value.data() != "true")
+        return bad("'all' must be true", "all");
+      q.all = true;
+    } else {
+      return bad("unknown field '" + key + "'; use ids, reason or all", key.c_str());
+    }
+  }
+  return validate_dead_letter_selection(q);
+}
+
+// Lists dead letters: `?after=&limit=&reason=`.
+handler dead_letter_list(dead_letter_admin_actor dead_letters) {
+  return [dead_letters](const http_request& req, responder respond) {
+    dead_letter_query q;
+    if (auto err = parse_dead_letter_list_params(req.query, q); !err.empty()) {
+      respond(json_response(400, std::move(err)));
+      return;
+    }
+    query_reply reply;
+    reply.fn = [respond](query_reply::status st, std::string json) {
+      if (st == query_reply::status::found) {
+        respond(json_response(200, std::move(json)));
+        return;
+      }
+      std::string body = "{\"error\":";
+      append_json_string(body, "dead-letter listing failed: " + json);
+      respond(json_response(500, body + "}"));
+    };
+    caf::anon_send(dead_letters, query_atom_v, std::move(q), std::move(reply));
+  };
+}
+
+// Replays dead letters into the ingest log; answers after the commit.
+handler dead_letter_replay(dead_letter_admin_actor dead_letters) {
+  return [dead_letters](const http_request& req, responder respond) {
+    dead_letter_query q;
+    if (auto err = parse_replay_body(req.body, q); !err.empty()) {
+      respond(json_response(400, std::move(err)));
+      return;
+    }
+    query_reply reply;
+    reply.fn = [respond](query_reply::status st, std::string json) {
+      switch (st) {
+        case query_reply::status::found:
+          respond(json_response(200, std::move(json)));
+          break;
+        case query_reply::status::not_found:
+          respond(json_response(404, std::move(json)));
+          break;
+        case query_reply::status::failed: {
+          std::string body = "{\"error\":";
+          append_json_string(body, "replay failed: " + json);
+          auto res = json_response(503, body + "}");
+          res.headers.emplace_back("Retry-After", "1");
+          respond(std::move(res));
+          break;
+        }
+      }
+    };
+    caf::anon_send(dead_letters, replay_atom_v, std::move(q), std::move(reply));
+  };
+}
+
 } // namespace
 
 std::vector<endpoint> node_endpoints(const node_handles& nodes, metrics_registry& metrics,
@@ -115,6 +215,13 @@ std::vector<endpoint> node_endpoints(const node_handles& nodes, metrics_registry
                               "unknown profile")});
   out.push_back({"GET", "/v1/devices/{id}", "what a device sent: counts, order, duplicates",
                  entity_query(nodes.device_shards, "id", "state", "unknown device")});
+  out.push_back({"GET", "/v1/admin/dead-letters",
+                 "dead letters, paged: ?after=<next>&limit=<n>&reason=<substring>",
+                 dead_letter_list(nodes.dead_letters)});
+  out.push_back({"POST", "/v1/admin/dead-letters/replay",
+                 "sends dead letters back through the pipeline: {\"ids\":[…]}, "
+                 "{\"reason\":\"…\"} or {\"all\":true}",
+                 dead_letter_replay(nodes.dead_letters)});
   return out;
 }
 

@@ -36,7 +36,8 @@ struct node_status {
 };
 
 /// Every endpoint of a node besides ingest: `/metrics`, `/healthz`, `/readyz`,
-/// `/v1/profiles/{id}/continue-watching`, `/v1/devices/{id}`.
+/// `/v1/profiles/{id}/continue-watching`, `/v1/devices/{id}`, `GET /v1/admin/dead-letters` and
+/// `POST /v1/admin/dead-letters/replay`.
 std::vector<endpoint> node_endpoints(const node_handles& nodes, metrics_registry& metrics,
                                      const node_status& status);
 

@@ -71,6 +71,26 @@ struct query_reply {
   std::function<void(status, std::string json)> fn;
 };
 
+/// A request to the dead-letter sink: a page to list (`after`, `limit`, `reason`) or a selection to
+/// replay (exactly one of `ids`, `reason`, `all`).
+struct dead_letter_query {
+  /// List: only ids greater than this (the `next` cursor of the previous page; 0 = from the start).
+  uint64_t after = 0;
+  /// List: most items in the page.
+  uint32_t limit = 0;
+  /// List and replay: only dead letters whose reason contains this text (empty: any).
+  std::string reason;
+  /// Replay: these ids.
+  std::vector<uint64_t> ids;
+  /// Replay: every dead letter not yet replayed.
+  bool all = false;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, dead_letter_query& x) {
+  return f(caf::meta::type_name("dead_letter_query"), x.after, x.limit, x.reason, x.ids, x.all);
+}
+
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, checkpoint& x) {
   return f(caf::meta::type_name("checkpoint"), x.space, x.entries, x.consumer, x.done_upto);
@@ -100,6 +120,7 @@ CAF_ADD_TYPE_ID(sluice, (sluice::committed_batch))
 CAF_ADD_TYPE_ID(sluice, (sluice::dead_letter))
 CAF_ADD_TYPE_ID(sluice, (sluice::ingest_request))
 CAF_ADD_TYPE_ID(sluice, (sluice::query_reply))
+CAF_ADD_TYPE_ID(sluice, (sluice::dead_letter_query))
 
 CAF_ADD_ATOM(sluice, sluice, append_atom, "append")
 CAF_ADD_ATOM(sluice, sluice, commit_atom, "commit")
@@ -119,6 +140,8 @@ CAF_ADD_ATOM(sluice, sluice, done_atom, "done")
 CAF_ADD_ATOM(sluice, sluice, connect_atom, "connect")
 CAF_ADD_ATOM(sluice, sluice, applied_atom, "applied")
 CAF_ADD_ATOM(sluice, sluice, processed_atom, "processed")
+CAF_ADD_ATOM(sluice, sluice, read_atom, "read")
+CAF_ADD_ATOM(sluice, sluice, replayed_atom, "replayed")
 
 CAF_END_TYPE_ID_BLOCK(sluice)
 

@@ -1,10 +1,11 @@
 #pragma once
 
-// Encoder for the Thrift compact protocol, enough for Parquet's footer (FileMetaData) and page
-// headers. Reference: Apache Thrift, doc/specs/thrift-compact-protocol.md.
+// Encoder and decoder for the Thrift compact protocol, enough for Parquet's footer (FileMetaData)
+// and page headers. Reference: Apache Thrift, doc/specs/thrift-compact-protocol.md.
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -86,6 +87,100 @@ private:
   void put_i32_value(int32_t value);
   std::string& out_;
   /// Last field id written in each open struct (the delta base of short field headers).
+  std::vector<int16_t> last_ids_;
+};
+
+/// Inverse of `zigzag`.
+constexpr int64_t unzigzag(uint64_t value) noexcept {
+  return static_cast<int64_t>(value >> 1) ^ -static_cast<int64_t>(value & 1);
+}
+
+/// One field header read by `compact_reader::read_field`.
+struct field_header {
+  int16_t id = 0;
+  compact_type type = compact_type::stop;
+  /// Bool fields carry their value in the header (`boolean_true` / `boolean_false`).
+  bool is_bool() const noexcept {
+    return type == compact_type::boolean_true || type == compact_type::boolean_false;
+  }
+  /// The value of a bool field.
+  bool bool_value() const noexcept {
+    return type == compact_type::boolean_true;
+  }
+};
+
+/// A list (or set) header: element type and element count.
+struct list_header {
+  compact_type element = compact_type::stop;
+  size_t size = 0;
+};
+
+/// Reads Thrift compact-protocol values from a byte range it does not own.
+///
+/// Lifecycle: construct over the bytes (which must outlive the reader and every view that
+/// `read_binary` returns); `begin_struct()` enters the top-level struct; then `read_field()` until
+/// it returns nullopt (the stop byte, which also leaves the struct). Read each field's value with
+/// the `read_*` call of its type, `begin_struct()` for a struct-valued field or struct list
+/// element, or `skip(field)` for fields the caller does not know (so data from writers with newer
+/// or extra fields decodes). Bool fields carry their value in the header (`bool_value()`); bool
+/// list elements are read with `read_bool()`.
+/// Limits: every read is bounds-checked and throws std::runtime_error ("thrift: ...", with the
+/// byte position) on truncated or malformed input, never reading outside the range; nesting of
+/// structs and containers is limited to `max_depth` so that hostile input cannot exhaust the
+/// stack; a list announcing more elements than bytes remain is rejected before anything is
+/// allocated. Not thread-safe.
+class compact_reader {
+public:
+  /// Deepest nesting of structs/containers accepted; Parquet metadata nests at most 6 deep.
+  static constexpr size_t max_depth = 64;
+
+  /// Reads `in` from its first byte.
+  explicit compact_reader(std::string_view in);
+
+  /// Enters a struct: the top-level one, a struct-valued field, or a struct list element.
+  void begin_struct();
+  /// The next field header of the innermost open struct; nullopt at its stop byte, which closes
+  /// the struct (returning to the enclosing struct's field ids).
+  std::optional<field_header> read_field();
+
+  /// Values (of fields or list elements).
+  int8_t read_byte();
+  int16_t read_i16();
+  int32_t read_i32();
+  int64_t read_i64();
+  double read_double();
+  /// A binary/string value: a view into the input.
+  std::string_view read_binary();
+  /// A bool list element (one byte; 1 is true).
+  bool read_bool();
+  /// A list or set header; follow it with `size` reads of `element` values.
+  list_header read_list();
+
+  /// Skips the value of `field` (nothing for bool fields, whose value is in the header).
+  void skip(const field_header& field);
+  /// Skips one value of `type` in list-element form (a bool takes one byte).
+  void skip(compact_type type);
+
+  /// Bytes consumed so far.
+  size_t position() const noexcept {
+    return pos_;
+  }
+  /// Bytes left.
+  size_t remaining() const noexcept {
+    return in_.size() - pos_;
+  }
+
+private:
+  [[noreturn]] void fail(const std::string& what) const;
+  void need(size_t n, const char* what) const;
+  uint8_t next_byte(const char* what);
+  uint64_t read_uvarint(const char* what);
+  compact_type checked_type(uint8_t nibble) const;
+  void skip_value(compact_type type, size_t depth);
+
+  std::string_view in_;
+  size_t pos_ = 0;
+  /// Last field id read in each open struct (the delta base of short field headers).
   std::vector<int16_t> last_ids_;
 };
 

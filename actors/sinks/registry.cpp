@@ -1,6 +1,7 @@
 #include "actors/sinks/registry.hpp"
 
 #include "actors/sinks/file/file_sink.hpp"
+#include "actors/sinks/lake/lake_sink.hpp"
 
 #include <caf/config_value.hpp>
 
@@ -96,8 +97,13 @@ std::string load_sinks(const caf::settings& sinks, const std::string& data_dir,
         return where + ": " + err;
       cfg.path = resolve(data_dir, cfg.path);
       spec.make = [cfg, node] { return std::make_unique<file_sink>(cfg, node); };
+    } else if (spec.kind == "lake") {
+      lake_sink_config cfg;
+      if (auto err = load_lake_config(kind, where, name, data_dir, cfg); !err.empty())
+        return err;
+      spec.make = [cfg] { return std::make_unique<lake_sink>(cfg); };
     } else {
-      return fmt::format("'{}.kind' is \"{}\", which is not a sink kind (known: file)", where,
+      return fmt::format("'{}.kind' is \"{}\", which is not a sink kind (known: file, lake)", where,
                          spec.kind);
     }
     out.push_back(std::move(spec));
@@ -111,6 +117,8 @@ std::string sinks_help() {
   out += sink_runner_config::options().help("sinks.<name>");
   out += " kind \"file\":\n";
   out += file_sink_config::options().help("sinks.<name>");
+  out += " kind \"lake\" (actors/sinks/lake/README.md):\n";
+  out += lake_sink_config::options().help("sinks.<name>");
   return out;
 }
 

@@ -1,0 +1,64 @@
+#include "actors/log_reader.hpp"
+
+#include "actors/ingest_log.hpp"
+#include "actors/metrics.hpp"
+#include "actors/placement.hpp"
+#include "messages/codec.hpp"
+#include "persistence/log_store.hpp"
+
+#include <caf/all.hpp>
+
+namespace sluice {
+
+namespace {
+
+/// A consumer that gets few of the events (one shard of many) must not scan the whole log for one
+/// answer: a read stops after this many times `max_events` scanned events.
+constexpr uint64_t max_scan_factor = 4;
+
+} // namespace
+
+bool consumer_wants(consumer_spec::slice filter, size_t index, size_t count, const event& e) {
+  if (filter == consumer_spec::slice::all)
+    return true;
+  std::string_view key = filter == consumer_spec::slice::device ? std::string_view{e.device_id}
+                                                                : std::string_view{e.profile_id};
+  return !key.empty() && shard_index(key, count) == index;
+}
+
+log_reader_actor::behavior_type
+log_reader(log_reader_actor::stateful_pointer<log_reader_state> self,
+           persistence::environment* env, metrics_registry* metrics) {
+  auto& st = self->state;
+  st.env = env;
+  st.log = std::make_unique<persistence::log_store>(*env);
+  st.unreadable = &metrics->get_counter("sluice_log_unreadable_records_total",
+                                        "Stored log records that could not be decoded (skipped)");
+  return {
+    [self](read_atom, log_offset from, uint8_t filter, uint64_t index, uint64_t count,
+           uint64_t max_events) -> committed_batch {
+      auto& st = self->state;
+      auto slice = static_cast<consumer_spec::slice>(filter);
+      committed_batch out;
+      out.upto = from > 0 ? from - 1 : 0;
+      uint64_t scanned = 0;
+      st.log->read(from, [&](uint64_t first, uint32_t n, std::string_view bytes) {
+        event_batch decoded;
+        if (!decode_log_record(bytes, first, decoded)) {
+          st.unreadable->inc();
+          aout(self) << "ingest log: record at offset " << first << " (" << n
+                     << " events) is unreadable; skipped\n";
+        }
+        for (auto& e : decoded)
+          if (e.offset >= from && consumer_wants(slice, index, count, e))
+            out.events.push_back(std::move(e));
+        out.upto = first + n - 1;
+        scanned += n;
+        return out.events.size() < max_events && scanned < max_scan_factor * max_events;
+      });
+      return out;
+    },
+  };
+}
+
+} // namespace sluice

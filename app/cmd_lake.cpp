@@ -1,0 +1,188 @@
+// `sluice lake ...`: reads a lake table's snapshots through the same library the sink uses.
+
+#include "app/cmd_lake.hpp"
+
+#include "actors/sinks/lake/lake_sink.hpp"
+#include "actors/sinks/lake/lake_table.hpp"
+#include "actors/sinks/registry.hpp"
+#include "app/config.hpp"
+#include "messages/codec.hpp"
+#include "messages/type_ids.hpp"
+
+#include <caf/config_value.hpp>
+
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+namespace sluice {
+
+namespace {
+
+constexpr const char* usage
+  = "Usage:\n"
+    "  sluice lake snapshots --config-file=FILE --table=T   history: id, time, files added and\n"
+    "                                                       removed, files, rows, watermark\n"
+    "  sluice lake files --config-file=FILE --table=T [--json]\n"
+    "                                                       the current snapshot's files (URLs;\n"
+    "                                                       --json: an array for read_parquet)\n"
+    "  sluice lake expire --config-file=FILE --table=T      delete snapshots and files older than\n"
+    "                                                       the table's retention now\n"
+    "T is the table name (or the name of its [sinks.<name>] section). Other --section.key=value\n"
+    "options (e.g. --sluice.data-dir=DIR) apply as for serve.\n";
+
+std::string utc_text(int64_t ms) {
+  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  return fmt::format("{}.{:03}Z", buf, ms % 1000);
+}
+
+/// Finds the lake sink section for `table` and loads its options.
+std::string find_table(node_config& cfg, const std::string& table, lake_sink_config& out) {
+  auto sinks_it = cfg.content.find("sinks");
+  if (sinks_it == cfg.content.end() || !caf::holds_alternative<caf::settings>(sinks_it->second))
+    return "the configuration declares no sinks";
+  std::vector<std::string> known;
+  for (auto& [name, value] : caf::get<caf::settings>(sinks_it->second)) {
+    auto section = caf::get_if<caf::settings>(&value);
+    if (section == nullptr)
+      continue;
+    auto kind = section->find("kind");
+    if (kind == section->end() || !caf::holds_alternative<std::string>(kind->second)
+        || caf::get<std::string>(kind->second) != "lake")
+      continue;
+    caf::settings own;
+    for (auto& [key, v] : *section) {
+      bool engine = key == "kind";
+      for (auto& e : sink_runner_config::options().entries())
+        engine = engine || e.name == key;
+      if (!engine)
+        own[key] = v;
+    }
+    lake_sink_config lake;
+    if (auto err = load_lake_config(own, "sinks." + name, name, cfg.data_dir, lake); !err.empty())
+      return err;
+    if (lake.table == table || name == table) {
+      out = lake;
+      return {};
+    }
+    known.push_back(lake.table);
+  }
+  std::string names;
+  for (auto& k : known)
+    names += (names.empty() ? "" : ", ") + k;
+  return fmt::format("no lake table '{}' in the configuration (lake tables: {})", table,
+                     names.empty() ? "none" : names);
+}
+
+int64_t now_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+} // namespace
+
+int run_lake_command(int argc, char** argv) {
+  std::vector<std::string> args(argv + std::min(argc, 2), argv + argc);
+  if (args.empty() || args.front() == "--help" || args.front() == "-h") {
+    std::cout << usage;
+    return args.empty() ? 2 : 0;
+  }
+  auto sub = args.front();
+  if (sub != "snapshots" && sub != "files" && sub != "expire") {
+    std::cerr << "sluice lake: unknown command '" << sub << "'\n" << usage;
+    return 2;
+  }
+  std::string table;
+  bool json = false;
+  std::vector<std::string> rest;
+  for (size_t i = 1; i < args.size(); ++i) {
+    auto& a = args[i];
+    if (a.rfind("--table=", 0) == 0)
+      table = a.substr(8);
+    else if (a == "--table" && i + 1 < args.size())
+      table = args[++i];
+    else if (a == "--json")
+      json = true;
+    else if (a.rfind("--config-file=", 0) == 0 && !std::filesystem::exists(a.substr(14))) {
+      std::cerr << "sluice lake: config file " << a.substr(14) << " does not exist\n";
+      return 2;
+    } else
+      rest.push_back(a);
+  }
+  if (table.empty()) {
+    std::cerr << "sluice lake: --table=T is required\n" << usage;
+    return 2;
+  }
+  node_config cfg;
+  register_message_types(cfg);
+  if (auto err = cfg.parse(rest); err) {
+    std::cerr << "sluice lake: invalid command line or config file: " << caf::to_string(err)
+              << '\n';
+    return 2;
+  }
+  if (auto err = cfg.finish(); !err.empty()) {
+    std::cerr << "sluice lake: configuration error: " << err << '\n';
+    return 2;
+  }
+  lake_sink_config lake;
+  if (auto err = find_table(cfg, table, lake); !err.empty()) {
+    std::cerr << "sluice lake: " << err << '\n';
+    return 2;
+  }
+  try {
+    auto store = persistence::open_object_store(lake_store_config(lake));
+    lake::table t{*store, lake.table};
+    t.open();
+    if (sub == "files") {
+      auto& files = t.current().files;
+      if (json) {
+        std::string out = "[";
+        for (size_t i = 0; i < files.size(); ++i) {
+          out += i ? "," : "";
+          append_json_string(out, t.url(files[i]));
+        }
+        std::cout << out << "]\n";
+      } else {
+        for (auto& f : files)
+          std::cout << t.url(f) << '\n';
+      }
+    } else if (sub == "snapshots") {
+      std::cout << fmt::format("{:>8}  {:<24}  {:>6}  {:>7}  {:>6}  {:>12}  {:>12}\n", "snapshot",
+                               "committed (UTC)", "added", "removed", "files", "rows",
+                               "watermark");
+      for (auto& s : t.history()) {
+        uint64_t rows = 0;
+        for (auto& f : s.files)
+          rows += f.rows;
+        std::cout << fmt::format("{:>8}  {:<24}  {:>6}  {:>7}  {:>6}  {:>12}  {:>12}{}\n", s.id,
+                                 utc_text(s.timestamp_ms), s.added.size(), s.removed.size(),
+                                 s.files.size(), rows, s.offset_watermark,
+                                 s.id == t.current().id ? "  (current)"
+                                 : s.id > t.current().id ? "  (not committed: garbage)"
+                                                         : "");
+      }
+    } else {
+      auto retention = std::chrono::duration_cast<std::chrono::milliseconds>(lake.retention);
+      auto r = t.expire(retention, now_ms());
+      std::cout << fmt::format("deleted {} snapshots and {} files ({} bytes) older than {}\n",
+                               r.snapshots_deleted, r.files_deleted, r.bytes_deleted,
+                               render_timespan(lake.retention));
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "sluice lake: table " << lake.table << " at " << lake.root << ": " << e.what()
+              << '\n';
+    return 1;
+  }
+  return 0;
+}
+
+} // namespace sluice
