@@ -77,7 +77,8 @@ using sink_actor = consumer_actor::extend<
 
 /// The dead-letter sink: durable, inspectable record of events given up on after acceptance.
 using dead_letter_actor = caf::typed_actor<
-  caf::reacts_to<dead_atom, std::vector<dead_letter>>,
+  /// Records the letters durably (fdatasync) before it answers; an error leaves them unrecorded.
+  caf::replies_to<dead_atom, std::vector<dead_letter>>::with<caf::ok_atom>,
   caf::replies_to<drain_atom>::with<caf::ok_atom>>;
 
 /// The dead-letter sink's full interface, for the node and the admin API: inspection and replay.

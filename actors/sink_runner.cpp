@@ -40,7 +40,8 @@ void report_processed(self_ptr self) {
 void maybe_finish_drains(self_ptr self) {
   auto& st = self->state;
   bool stuck = !st.inflight.empty();
-  if (st.drains.empty() || st.checkpointing || (!st.buffer.empty() && !stuck))
+  if (st.drains.empty() || st.checkpointing || st.dead_letters_pending > 0
+      || (!st.buffer.empty() && !stuck))
     return;
   // A batch awaiting retry stays in the log (its offset is not committed): it is replayed after a
   // restart, so drain need not wait for an unreachable target.
@@ -84,20 +85,44 @@ void commit_offset(self_ptr self, log_offset upto) {
       });
 }
 
-/// Records that everything up to `upto` is written (or dead-lettered) and commits what the sink
-/// says is durable.
+/// Commits what the sink says is durable, unless dead letters are still on their way to disk.
+void commit_durable(self_ptr self) {
+  auto& st = self->state;
+  if (st.dead_letters_pending == 0 && !st.offset_frozen)
+    commit_offset(self, st.deps.target->durable_upto(st.accepted_upto));
+}
+
+/// Records that everything up to `upto` is written (or dead-lettered) and commits what is durable.
 void accepted(self_ptr self, log_offset upto) {
   auto& st = self->state;
   st.accepted_upto = std::max(st.accepted_upto, upto);
-  commit_offset(self, st.deps.target->durable_upto(st.accepted_upto));
+  commit_durable(self);
 }
 
+/// Hands letters to the dead-letter sink; the offset waits until they are durable there. If they
+/// cannot be recorded, the offset stays put and the events are replayed after a restart.
 void send_dead_letters(self_ptr self, std::vector<dead_letter> letters) {
   auto& st = self->state;
   if (letters.empty())
     return;
   st.dead_lettered->inc(letters.size());
-  self->send(st.deps.dead_letters, dead_atom_v, std::move(letters));
+  ++st.dead_letters_pending;
+  self->request(st.deps.dead_letters, caf::infinite, dead_atom_v, std::move(letters))
+    .then(
+      [self](caf::ok_atom) {
+        --self->state.dead_letters_pending;
+        commit_durable(self);
+        maybe_finish_drains(self);
+      },
+      [self](caf::error& err) {
+        auto& st = self->state;
+        --st.dead_letters_pending;
+        st.offset_frozen = true; // until a restart replays from here
+        st.errors->inc();
+        aout(self) << "sink " << st.deps.name << ": dead letters not recorded (the offset stays, "
+                   << "the events are replayed after a restart): " << to_string(err) << '\n';
+        maybe_finish_drains(self);
+      });
 }
 
 void give_up(self_ptr self, const std::string& reason) {
@@ -202,7 +227,7 @@ void flush_target(self_ptr self, bool final) {
                << "flushed again): " << error << '\n';
     return;
   }
-  commit_offset(self, st.deps.target->durable_upto(st.accepted_upto));
+  commit_durable(self);
 }
 
 void flush(self_ptr self, bool final = false) {

@@ -47,8 +47,8 @@ struct sink_runner_deps {
 /// sink's active `check` fails too, the circuit opens: the target is down, not the batch, so the
 /// engine only probes `check` with backoff and counts no attempts until it passes. The sink's
 /// offset (consumer `sink.<name>`) is committed through the ingest log only after the batch is
-/// durable (`sink::durable_upto`) or dead-lettered, so an undelivered batch is replayed after a
-/// restart.
+/// durable (`sink::durable_upto`) or durably dead-lettered (the dead-letter sink answers after its
+/// fdatasync), so an undelivered batch is replayed after a restart.
 ///
 /// Flow control: the runner reports `processed` to the log for what it took while it holds fewer
 /// than `max-queued-events`; beyond that (target slow or down) it stops, and the log keeps the
@@ -73,6 +73,10 @@ struct sink_runner_state {
   uint32_t probes = 0;
   bool checkpointing = false;
   log_offset checkpoint_again = 0;
+  /// Dead-letter batches not yet durable: the offset does not advance past them meanwhile.
+  size_t dead_letters_pending = 0;
+  /// Dead letters could not be recorded: the offset stays where it is until a restart.
+  bool offset_frozen = false;
   std::vector<caf::typed_response_promise<caf::ok_atom>> drains;
   std::minstd_rand rng{std::random_device{}()};
   /// Routes naming this sink, and routes whose match this runner counts (it is their first sink).

@@ -56,6 +56,7 @@ dead_letter_actor::behavior_type capture_dead_letters(dead_letter_actor::pointer
     [out](dead_atom, std::vector<dead_letter>& xs) {
       for (auto& x : xs)
         out->push_back(std::move(x));
+      return caf::ok_atom_v;
     },
     [](drain_atom) { return caf::ok_atom_v; },
   };

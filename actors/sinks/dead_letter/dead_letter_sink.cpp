@@ -48,7 +48,7 @@ dead_letter_sink(dead_letter_admin_actor::stateful_pointer<dead_letter_state> se
     aout(self) << "dead-letters: " << st.open_error << '\n';
   }
   return {
-    [self](dead_atom, std::vector<dead_letter>& letters) {
+    [self](dead_atom, std::vector<dead_letter>& letters) -> caf::result<caf::ok_atom> {
       auto& st = self->state;
       for (auto& dl : letters)
         st.metrics
@@ -61,7 +61,9 @@ dead_letter_sink(dead_letter_admin_actor::stateful_pointer<dead_letter_state> se
       if (!err.empty()) {
         st.failures->inc();
         aout(self) << "dead-letters: " << err << '\n';
+        return caf::make_error(caf::sec::runtime_error, "dead letters not recorded: " + err);
       }
+      return caf::ok_atom_v;
     },
     [](drain_atom) { return caf::ok_atom_v; },
     [self](connect_atom, ingest_log_actor log) { self->state.log = std::move(log); },
