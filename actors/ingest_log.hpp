@@ -37,9 +37,6 @@ struct consumer_spec {
   size_t count = 1;
 };
 
-/// Whether a consumer with this filter receives `e`.
-bool consumer_wants(consumer_spec::slice filter, size_t index, size_t count, const event& e);
-
 /// Everything the ingest log needs at spawn.
 struct ingest_log_deps {
   persistence::environment* env = nullptr;

@@ -18,14 +18,6 @@ constexpr uint64_t max_scan_factor = 4;
 
 } // namespace
 
-bool consumer_wants(consumer_spec::slice filter, size_t index, size_t count, const event& e) {
-  if (filter == consumer_spec::slice::all)
-    return true;
-  std::string_view key = filter == consumer_spec::slice::device ? std::string_view{e.device_id}
-                                                                : std::string_view{e.profile_id};
-  return !key.empty() && shard_index(key, count) == index;
-}
-
 log_reader_actor::behavior_type
 log_reader(log_reader_actor::stateful_pointer<log_reader_state> self,
            persistence::environment* env, metrics_registry* metrics) {
@@ -42,15 +34,22 @@ log_reader(log_reader_actor::stateful_pointer<log_reader_state> self,
       committed_batch out;
       out.upto = from > 0 ? from - 1 : 0;
       uint64_t scanned = 0;
+      log_filter keep;
+      if (slice != consumer_spec::slice::all)
+        keep = [slice, index, count](std::string_view device, std::string_view profile) {
+          auto key = slice == consumer_spec::slice::device ? device : profile;
+          return !key.empty() && shard_index(key, count) == index;
+        };
+      event_batch decoded;
       st.log->read(from, [&](uint64_t first, uint32_t n, std::string_view bytes) {
-        event_batch decoded;
-        if (!decode_log_record(bytes, first, decoded)) {
+        decoded.clear();
+        if (!decode_log_record_if(bytes, first, decoded, keep)) {
           st.unreadable->inc();
           aout(self) << "ingest log: record at offset " << first << " (" << n
                      << " events) is unreadable; skipped\n";
         }
         for (auto& e : decoded)
-          if (e.offset >= from && consumer_wants(slice, index, count, e))
+          if (e.offset >= from)
             out.events.push_back(std::move(e));
         out.upto = first + n - 1;
         scanned += n;

@@ -2,6 +2,7 @@
 
 #include "app/cmd_lake.hpp"
 
+#include "actors/sinks/lake/lake_compaction.hpp"
 #include "actors/sinks/lake/lake_sink.hpp"
 #include "actors/sinks/lake/lake_table.hpp"
 #include "actors/sinks/registry.hpp"
@@ -11,10 +12,14 @@
 
 #include <caf/config_value.hpp>
 
+#include <cctype>
 #include <chrono>
+#include <csignal>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,6 +38,11 @@ constexpr const char* usage
     "                                                       --json: an array for read_parquet)\n"
     "  sluice lake expire --config-file=FILE --table=T      delete snapshots and files older than\n"
     "                                                       the table's retention now\n"
+    "  sluice lake compact --config-file=FILE --table=T [--partition=date=YYYY-MM-DD/hour=HH]\n"
+    "                      [--dry-run]                      merge each partition's small files\n"
+    "                                                       (compact-min-files, compact-target-\n"
+    "                                                       bytes) into one, in one new snapshot;\n"
+    "                                                       refused while a node writes the table\n"
     "T is the table name (or the name of its [sinks.<name>] section). Other --section.key=value\n"
     "options (e.g. --sluice.data-dir=DIR) apply as for serve.\n";
 
@@ -88,6 +98,89 @@ int64_t now_ms() {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
+/// True for `date=YYYY-MM-DD/hour=HH` (digits where digits belong).
+bool valid_partition(std::string_view p) {
+  constexpr std::string_view shape = "date=0000-00-00/hour=00";
+  if (p.size() != shape.size())
+    return false;
+  for (size_t i = 0; i < p.size(); ++i)
+    if (shape[i] == '0' ? !std::isdigit(static_cast<unsigned char>(p[i])) : p[i] != shape[i])
+      return false;
+  return true;
+}
+
+/// The files of one group as "a, b, c" (file names without their partition).
+std::string file_names(const std::vector<lake::file_entry>& files) {
+  std::string out;
+  for (auto& f : files) {
+    auto slash = f.path.rfind('/');
+    out += (out.empty() ? "" : ", ") + f.path.substr(slash == std::string::npos ? 0 : slash + 1);
+  }
+  return out;
+}
+
+/// `sluice lake compact`: plans (`dry_run`) or runs one compaction of every partition (or one)
+/// under the table's writer lock. Returns the exit code.
+int compact_table(const lake_sink_config& lake, const std::string& partition, bool dry_run) {
+  auto opts = lake_compact_options(lake);
+  opts.partition = partition;
+  opts.now_ms = now_ms();
+  // Test hook, as in the sink: SIGKILL at a commit point (never set it in production).
+  if (auto env = std::getenv("SLUICE_LAKE_CRASH_AT"); env != nullptr && *env != '\0') {
+    std::string point = env;
+    opts.hook = [point](std::string_view at) {
+      if (at == point)
+        ::raise(SIGKILL);
+    };
+  }
+  std::optional<lake::writer_lock> lock;
+  if (!dry_run) {
+    std::string why;
+    lock = lake::writer_lock::try_acquire(lake.staging_dir, "compact", why);
+    if (!lock) {
+      std::cerr << "sluice lake compact: table " << lake.table << ": " << why << '\n';
+      return 1;
+    }
+  }
+  auto store = persistence::open_object_store(lake_store_config(lake));
+  lake::table t{*store, lake.table};
+  t.open();
+  if (opts.hook)
+    t.set_hook(opts.hook);
+  auto describe = [](const lake::compaction_group& g) {
+    return fmt::format("{}: {} files ({} rows, {} bytes) [{}]", g.partition, g.inputs.size(),
+                       g.rows, g.bytes, file_names(g.inputs));
+  };
+  if (dry_run) {
+    auto plan = lake::plan_compaction(t.current(), opts);
+    for (auto& g : plan)
+      std::cout << "would merge " << describe(g) << '\n';
+    std::cout << fmt::format("dry run: {} merge(s) planned on snapshot {}; nothing written\n",
+                             plan.size(), t.current().id);
+    return 0;
+  }
+  auto r = lake::compact(t, opts);
+  size_t files_in = 0;
+  for (auto& m : r.merged) {
+    files_in += m.group.inputs.size();
+    std::cout << fmt::format("merged {} -> {} ({} rows, {} bytes)\n", describe(m.group),
+                             m.output.path, m.output.rows, m.output.bytes);
+  }
+  for (auto& [g, reason] : r.skipped)
+    std::cout << "skipped " << describe(g) << ": " << reason << '\n';
+  if (r.snapshot_id == 0)
+    std::cout << fmt::format("nothing to compact{}: no partition has {} or more consecutive files "
+                             "below {} bytes (snapshot {} unchanged)\n",
+                             partition.empty() ? "" : " in " + partition, opts.min_files,
+                             opts.target_file_bytes, t.current().id);
+  else
+    std::cout << fmt::format("compacted {} files into {} in snapshot {} (the old files stay "
+                             "until retention, {}, expires them)\n",
+                             files_in, r.merged.size(), r.snapshot_id,
+                             render_timespan(lake.retention));
+  return 0;
+}
+
 } // namespace
 
 int run_lake_command(int argc, char** argv) {
@@ -97,12 +190,14 @@ int run_lake_command(int argc, char** argv) {
     return args.empty() ? 2 : 0;
   }
   auto sub = args.front();
-  if (sub != "snapshots" && sub != "files" && sub != "expire") {
+  if (sub != "snapshots" && sub != "files" && sub != "expire" && sub != "compact") {
     std::cerr << "sluice lake: unknown command '" << sub << "'\n" << usage;
     return 2;
   }
   std::string table;
+  std::string partition;
   bool json = false;
+  bool dry_run = false;
   std::vector<std::string> rest;
   for (size_t i = 1; i < args.size(); ++i) {
     auto& a = args[i];
@@ -112,6 +207,12 @@ int run_lake_command(int argc, char** argv) {
       table = args[++i];
     else if (a == "--json")
       json = true;
+    else if (sub == "compact" && a.rfind("--partition=", 0) == 0)
+      partition = a.substr(12);
+    else if (sub == "compact" && a == "--partition" && i + 1 < args.size())
+      partition = args[++i];
+    else if (sub == "compact" && a == "--dry-run")
+      dry_run = true;
     else if (a.rfind("--config-file=", 0) == 0 && !std::filesystem::exists(a.substr(14))) {
       std::cerr << "sluice lake: config file " << a.substr(14) << " does not exist\n";
       return 2;
@@ -120,6 +221,11 @@ int run_lake_command(int argc, char** argv) {
   }
   if (table.empty()) {
     std::cerr << "sluice lake: --table=T is required\n" << usage;
+    return 2;
+  }
+  if (!partition.empty() && !valid_partition(partition)) {
+    std::cerr << "sluice lake compact: --partition is \"" << partition
+              << "\"; use date=YYYY-MM-DD/hour=HH (as in `sluice lake files`)\n";
     return 2;
   }
   node_config cfg;
@@ -139,6 +245,8 @@ int run_lake_command(int argc, char** argv) {
     return 2;
   }
   try {
+    if (sub == "compact")
+      return compact_table(lake, partition, dry_run);
     auto store = persistence::open_object_store(lake_store_config(lake));
     lake::table t{*store, lake.table};
     t.open();

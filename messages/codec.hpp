@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <functional>
 #include <string_view>
 
 namespace sluice {
@@ -60,6 +61,14 @@ void encode_log_record(const event_batch& events, std::string& out);
 /// Decodes a log record written by `encode_log_record`, assigning offsets `first, first+1, ...`.
 /// Appends to `out`; returns false (and leaves `out` unchanged) when the bytes are corrupt.
 bool decode_log_record(std::string_view bytes, log_offset first, event_batch& out);
+
+/// Which events of a record a reader keeps, judged by (`device_id`, `profile_id`).
+using log_filter = std::function<bool(std::string_view device_id, std::string_view profile_id)>;
+
+/// Like `decode_log_record`, but appends only the events `keep` accepts (all when empty); offsets
+/// still count every event. Skipped events are parsed but not copied.
+bool decode_log_record_if(std::string_view bytes, log_offset first, event_batch& out,
+                          const log_filter& keep);
 
 /// Appends `e` as one JSON object (envelope fields, `offset`, `ingest_ts`, `node` when not empty,
 /// then the attributes expanded in place) without a trailing newline.

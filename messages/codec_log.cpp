@@ -65,25 +65,52 @@ bool valid_attrs(std::string_view attrs) {
   return r.skip() && r.at_end();
 }
 
-bool decode_one(mp_reader& r, event& e) {
+/// One event's fields as views into the record (valid while the record is).
+struct event_view {
+  std::string_view id, type, device_id, profile_id, attrs;
+  int64_t ts = 0, ingest_ts = 0;
+};
+
+bool read_view(mp_reader& r, std::string_view& out) {
+  mp_token t;
+  if (!r.next(t) || t.type != mp_type::str)
+    return false;
+  out = t.bytes;
+  return true;
+}
+
+bool decode_view(mp_reader& r, event_view& e) {
   mp_token t;
   if (!r.next(t) || t.type != mp_type::array || t.count != log_event_fields)
     return false;
-  if (!read_string(r, e.id) || !read_string(r, e.type) || !read_string(r, e.device_id))
+  if (!read_view(r, e.id) || !read_view(r, e.type) || !read_view(r, e.device_id))
     return false;
   if (!r.next(t))
     return false;
   if (t.type == mp_type::str)
-    e.profile_id.assign(t.bytes.data(), t.bytes.size());
+    e.profile_id = t.bytes;
   else if (t.type == mp_type::nil)
-    e.profile_id.clear();
+    e.profile_id = {};
   else
     return false;
   if (!read_int(r, e.ts) || !read_int(r, e.ingest_ts))
     return false;
-  if (!r.next(t) || t.type != mp_type::bin || !valid_attrs(t.bytes))
+  if (!r.next(t) || t.type != mp_type::bin)
     return false;
-  e.attrs.assign(t.bytes.data(), t.bytes.size());
+  e.attrs = t.bytes;
+  return true;
+}
+
+bool materialize(const event_view& v, event& e) {
+  if (!valid_attrs(v.attrs))
+    return false;
+  e.id.assign(v.id);
+  e.type.assign(v.type);
+  e.device_id.assign(v.device_id);
+  e.profile_id.assign(v.profile_id);
+  e.ts = v.ts;
+  e.ingest_ts = v.ingest_ts;
+  e.attrs.assign(v.attrs);
   return true;
 }
 
@@ -109,16 +136,29 @@ void encode_log_record(const event_batch& events, std::string& out) {
 }
 
 bool decode_log_record(std::string_view bytes, log_offset first, event_batch& out) {
+  return decode_log_record_if(bytes, first, out, nullptr);
+}
+
+bool decode_log_record_if(std::string_view bytes, log_offset first, event_batch& out,
+                          const log_filter& keep) {
   const size_t old_size = out.size();
   mp_reader r{bytes};
   log_offset next_offset = first;
+  event_view v;
   while (!r.at_end()) {
-    event& e = out.emplace_back();
-    if (!decode_one(r, e)) {
+    if (!decode_view(r, v)) {
       out.resize(old_size);
       return false;
     }
-    e.offset = next_offset++;
+    auto offset = next_offset++;
+    if (keep && !keep(v.device_id, v.profile_id))
+      continue; // skipped events cost no allocation
+    event& e = out.emplace_back();
+    if (!materialize(v, e)) {
+      out.resize(old_size);
+      return false;
+    }
+    e.offset = offset;
   }
   return true;
 }

@@ -173,3 +173,22 @@ TEST(log_record, refuses_records_of_a_different_layout) {
   EXPECT_FALSE(decode_log_record(str_ts.bytes, 1, out));
   EXPECT_TRUE(out.empty());
 }
+
+TEST(log_record, a_filtered_decode_keeps_only_accepted_events_with_their_own_offsets) {
+  auto events = sample_events(200);
+  std::string bytes;
+  encode_log_record(events, bytes);
+  event_batch out;
+  ASSERT_TRUE(decode_log_record_if(bytes, 1, out, [](std::string_view device, std::string_view profile) {
+    return !profile.empty() && device.back() % 2 == 0;
+  }));
+  event_batch expected;
+  for (size_t k = 0; k < events.size(); ++k) {
+    if (events[k].profile_id.empty() || events[k].device_id.back() % 2 != 0)
+      continue;
+    expected.push_back(events[k]);
+    expected.back().offset = 1 + k;
+  }
+  ASSERT_FALSE(expected.empty());
+  EXPECT_EQ(out, expected);
+}

@@ -178,7 +178,15 @@ const option_table<lake_sink_config>& lake_sink_config::options() {
       .add(&lake_sink_config::region, "region", "S3 region; empty: AWS_REGION or us-east-1")
       .add(&lake_sink_config::access_key, "access-key", "S3 access key; empty: AWS_ACCESS_KEY_ID")
       .add(&lake_sink_config::secret_key, "secret-key",
-           "S3 secret key; empty: AWS_SECRET_ACCESS_KEY");
+           "S3 secret key; empty: AWS_SECRET_ACCESS_KEY")
+      .add(&lake_sink_config::compact_interval, "compact-interval",
+           "after a commit, at most once per this interval, merge small files of a partition "
+           "(one bounded step); 0s: off (sluice lake compact still works while the node is "
+           "stopped)")
+      .add(&lake_sink_config::compact_min_files, "compact-min-files",
+           "a partition is compacted when it has at least this many consecutive small files ...")
+      .add(&lake_sink_config::compact_target_bytes, "compact-target-bytes",
+           "... smaller than this many bytes; a merged file gathers small files up to this size");
     return t;
   }();
   return table;
@@ -222,6 +230,13 @@ std::string lake_sink_config::validate() const {
     return "'row-group-rows', 'max-file-rows' and 'max-file-bytes' must be positive";
   if (max_file_age.count() <= 0 || retention.count() <= 0)
     return "'max-file-age' and 'retention' must be positive";
+  if (compact_interval.count() < 0)
+    return "'compact-interval' must not be negative (0s turns compaction off)";
+  if (compact_min_files < 2)
+    return fmt::format("'compact-min-files' is {}; merging needs at least 2 files",
+                       compact_min_files);
+  if (compact_target_bytes == 0)
+    return "'compact-target-bytes' must be positive";
   if (is_s3(root)) {
     persistence::object_store_config store = lake_store_config(*this);
     if (auto err = store.validate(); !err.empty())
@@ -258,6 +273,23 @@ persistence::object_store_config lake_store_config(const lake_sink_config& cfg) 
   return out;
 }
 
+pq::writer_options lake_writer_options(const lake_sink_config& cfg) {
+  pq::writer_options out;
+  out.compression = pq::parse_codec(cfg.compression).value_or(pq::codec::zstd);
+  out.row_group_rows = cfg.row_group_rows;
+  out.key_value_metadata.emplace_back("sluice.table", cfg.table);
+  return out;
+}
+
+lake::compact_options lake_compact_options(const lake_sink_config& cfg) {
+  lake::compact_options out;
+  out.min_files = cfg.compact_min_files;
+  out.target_file_bytes = cfg.compact_target_bytes;
+  out.staging_dir = cfg.staging_dir;
+  out.writer = lake_writer_options(cfg);
+  return out;
+}
+
 // -- sink --------------------------------------------------------------------------------------
 
 std::vector<lake::column_entry> lake_sink::schema_of(const lake_sink_config& cfg) {
@@ -287,9 +319,7 @@ lake_sink::lake_sink(lake_sink_config cfg, clock_fn clock)
   schema_ = schema_of(cfg_);
   for (auto& c : schema_)
     parquet_schema_.push_back(pq::column_spec{c.name, c.type, !c.nullable});
-  writer_opts_.compression = pq::parse_codec(cfg_.compression).value_or(pq::codec::zstd);
-  writer_opts_.row_group_rows = cfg_.row_group_rows;
-  writer_opts_.key_value_metadata.emplace_back("sluice.table", cfg_.table);
+  writer_opts_ = lake_writer_options(cfg_);
   if (auto env = std::getenv(crash_env))
     crash_at_ = env;
 }
@@ -313,6 +343,16 @@ void lake_sink::maybe_crash(std::string_view point) const {
 sink_status lake_sink::start(std::string& error) {
   if (table_)
     return sink_status::ok; // already open: the buffers stay
+  if (!lock_) {
+    // Single writer: `sluice lake compact` holds the same lock while it commits.
+    std::string why;
+    lock_ = lake::writer_lock::try_acquire(cfg_.staging_dir, "node", why);
+    if (!lock_) {
+      error = fmt::format("lake table {}: {}", cfg_.table, why);
+      healthy_ = false;
+      return sink_status::retry;
+    }
+  }
   try {
     if (!store_)
       store_ = persistence::open_object_store(lake_store_config(cfg_));
@@ -337,12 +377,11 @@ sink_status lake_sink::start(std::string& error) {
   }
   // Files a crash left in staging were never committed: their rows come again with the replay.
   for (auto& entry : std::filesystem::directory_iterator{cfg_.staging_dir, ec})
-    std::filesystem::remove(entry.path(), ec);
-  committed_.clear();
-  committed_max_ = 0;
-  for (auto& f : table_->current().files)
-    remember(f);
+    if (entry.path().filename() != lake::writer_lock_name)
+      std::filesystem::remove(entry.path(), ec);
+  remember_current();
   partitions_.clear();
+  last_compact_ms_ = now(); // the first compaction step comes one interval after start
   taken_upto_ = seen_upto_ = table_->current().offset_watermark;
   healthy_ = true;
   return sink_status::ok;
@@ -360,6 +399,13 @@ bool lake_sink::check(std::string& error) {
     healthy_ = false;
     return false;
   }
+}
+
+void lake_sink::remember_current() {
+  committed_.clear();
+  committed_max_ = 0;
+  for (auto& f : table_->current().files)
+    remember(f);
 }
 
 void lake_sink::remember(const lake::file_entry& f) {
@@ -632,7 +678,32 @@ sink_status lake_sink::flush_partitions(const std::vector<std::string>& names,
       // nop: retention is retried after the next commit; the data is safe either way
     }
   }
+  maybe_compact(t);
   return sink_status::ok;
+}
+
+void lake_sink::maybe_compact(int64_t now_ms) {
+  auto interval = std::chrono::duration_cast<std::chrono::milliseconds>(cfg_.compact_interval);
+  if (interval.count() <= 0 || now_ms - last_compact_ms_ < interval.count())
+    return;
+  last_compact_ms_ = now_ms;
+  auto opts = lake_compact_options(cfg_);
+  // Bounded: one step merges at most about one target file's worth of input (the first group
+  // always fits), so a write that triggers it blocks the runner for one file's read and write.
+  opts.max_input_bytes = cfg_.compact_target_bytes;
+  opts.now_ms = now_ms;
+  opts.hook = [this](std::string_view point) { maybe_crash(point); };
+  try {
+    auto r = lake::compact(*table_, opts);
+    if (r.snapshot_id != 0) {
+      ++compactions_;
+      // The merged files replace their inputs' offset ranges by their union (same events).
+      remember_current();
+    }
+  } catch (const std::exception&) {
+    // nop: `current` is unchanged (a merged file already moved is garbage for `expire`); the
+    // next step, an interval later, tries again. The written data is safe either way.
+  }
 }
 
 size_t lake_sink::buffered_rows() const noexcept {
@@ -652,6 +723,7 @@ void lake_sink::stop() {
   partitions_.clear();
   table_.reset();
   store_.reset();
+  lock_.reset(); // `sluice lake compact` may commit from now on
 }
 
 std::string_view lake_sink::guarantee() const {

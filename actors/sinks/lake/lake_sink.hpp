@@ -1,5 +1,6 @@
 #pragma once
 
+#include "actors/sinks/lake/lake_compaction.hpp"
 #include "actors/sinks/lake/lake_table.hpp"
 #include "actors/sinks/sink.hpp"
 
@@ -47,6 +48,13 @@ struct lake_sink_config {
   std::string region;
   std::string access_key;
   std::string secret_key;
+  /// After a commit, at most once per this interval, the sink compacts small files (one bounded
+  /// step: groups up to `compact_target_bytes` of input); zero turns it off.
+  caf::timespan compact_interval = std::chrono::minutes{5};
+  /// A partition is compacted when it has at least this many consecutive small files ...
+  size_t compact_min_files = 2;
+  /// ... smaller than this (bytes); a merged file gathers small files up to this size.
+  size_t compact_target_bytes = size_t{64} << 20;
 
   static const option_table<lake_sink_config>& options();
   /// Empty when valid; otherwise what is wrong, naming the option.
@@ -63,18 +71,29 @@ std::string load_lake_config(const caf::settings& section, const std::string& wh
 /// The object store options of a lake config.
 persistence::object_store_config lake_store_config(const lake_sink_config& cfg);
 
+/// The Parquet writer options of a lake config (compression, row groups, table name metadata).
+persistence::parquet::writer_options lake_writer_options(const lake_sink_config& cfg);
+
+/// The compaction options of a lake config (`compact-min-files`, `compact-target-bytes`,
+/// `staging-dir`, writer options); `now_ms`, `partition`, budget and hook are the caller's.
+lake::compact_options lake_compact_options(const lake_sink_config& cfg);
+
 /// Writes events as Parquet files into a lake table, partitioned by event time
 /// (`date=YYYY-MM-DD/hour=HH` of `ts`, UTC), committing each set of new files as one snapshot.
 ///
-/// Lifecycle: `start` (once; later calls keep the open table and its buffers) opens the object
-/// store and the table (reading `current`), cleans the staging dir, and remembers which log
-/// offsets the committed files hold. `write` converts each event to a row (refusing events whose
+/// Lifecycle: `start` (once; later calls keep the open table and its buffers) takes the table's
+/// `writer_lock` (held until `stop`; `retry` while `sluice lake compact` holds it), opens the
+/// object store and the table (reading `current`), cleans the staging dir, and remembers which
+/// log offsets the committed files hold. `write` converts each event to a row (refusing events whose
 /// attributes do not fit their declared column, per event, with the field's name), appends it to its partition's buffer, and flushes partitions that reached
 /// `max-file-rows` or `max-file-bytes`; `flush(false)` also flushes partitions whose oldest row
 /// waited `max-file-age`; `flush(true)` flushes every partition. A flush writes one file per
 /// partition to the staging dir (fsynced), moves it into the table (`put_file`), then commits one
 /// snapshot for all of them. After a commit, expired snapshots and files are deleted (at most once
-/// per `expire_interval`).
+/// per `expire_interval`), and at most once per `compact-interval` one bounded compaction step
+/// runs (`lake::compact` with a byte budget of `compact-target-bytes`, on the runner's thread,
+/// after the flushed buffers are gone, never in the middle of a batch); the first step comes one
+/// interval after `start`. A failed step changes nothing (it is retried an interval later).
 ///
 /// Exactly-once files: a partition's buffer receives its events in offset order and a flush takes
 /// the whole buffer, so a file holds exactly its partition's accepted events between its
@@ -120,6 +139,10 @@ public:
   size_t open_partitions() const noexcept {
     return partitions_.size();
   }
+  /// Compaction steps that committed a snapshot since construction.
+  size_t compactions() const noexcept {
+    return compactions_;
+  }
 
   /// The table's columns: envelope, declared attributes, `attrs`.
   static std::vector<lake::column_entry> schema_of(const lake_sink_config& cfg);
@@ -146,6 +169,8 @@ private:
   lake::file_entry write_file(const std::string& partition, const partition_buffer& buf);
   void maybe_crash(std::string_view point) const;
   log_offset watermark_without(const std::vector<std::string>& flushed) const;
+  void maybe_compact(int64_t now_ms);
+  void remember_current();
   int64_t now() const;
 
   lake_sink_config cfg_;
@@ -164,6 +189,10 @@ private:
   /// Highest offset any written batch carried.
   log_offset seen_upto_ = 0;
   int64_t last_expire_ms_ = 0;
+  int64_t last_compact_ms_ = 0;
+  size_t compactions_ = 0;
+  /// Held from `start` to `stop`: no other writer (`sluice lake compact`) commits meanwhile.
+  std::optional<lake::writer_lock> lock_;
   std::string crash_at_;
   bool healthy_ = false;
 };

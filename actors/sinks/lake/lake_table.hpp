@@ -95,7 +95,8 @@ struct expire_result {
 /// data files are garbage that `expire` deletes once older than the retention). `commit` writes
 /// `snap-<n+1>.json` with `put` (atomic: local temp + fsync + rename, S3 single PUT), then replaces
 /// `current` with `put`; a reader following `current` sees all files of a snapshot or none.
-/// Concurrency: not thread-safe; one writer per table (the sink that owns it). `sluice lake` reads
+/// Concurrency: not thread-safe; one writer per table (the sink that owns it, or `sluice lake
+/// compact`: both hold the table's `writer_lock`, see lake_compaction.hpp). `sluice lake` reads
 /// concurrently without harm; its `expire` only deletes what no snapshot within the retention and
 /// no recent uncommitted file needs. Errors: store failures propagate as
 /// `persistence::store_error`; a corrupt `current` or snapshot throws `std::runtime_error` naming
@@ -117,6 +118,11 @@ public:
 
   const std::string& name() const noexcept {
     return name_;
+  }
+
+  /// The object store the table lives in.
+  persistence::object_store& store() const noexcept {
+    return store_;
   }
 
   /// The store key of a path relative to the table directory.
