@@ -165,6 +165,10 @@ std::string node_config::help() const {
   std::string out = "Usage:\n"
                     "  sluice serve [--config-file=PATH] [--section.key=value ...]\n"
                     "  sluice check --config-file=PATH   validate a config file and exit\n"
+                    "  sluice lake snapshots|files|compact|expire --config-file=PATH --table=T ...\n"
+                    "                                    the lake's history, files, compaction\n"
+                    "  sluice dlq list|replay [--url=URL | --config-file=PATH] ...\n"
+                    "                                    dead letters of a running node\n"
                     "  sluice --help\n\n"
                     "Options (config file section [section], key; or --section.key=value):\n";
   std::string current;

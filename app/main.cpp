@@ -142,7 +142,8 @@ int main(int argc, char** argv) {
   auto command = args.front();
   args.erase(args.begin());
   if (command != "serve" && command != "check") {
-    std::cerr << "sluice: unknown command '" << command << "'; use serve or check (sluice --help)\n";
+    std::cerr << "sluice: unknown command '" << command
+              << "'; use serve, check, lake or dlq (sluice --help)\n";
     return 2;
   }
   for (auto& a : args) {
