@@ -92,4 +92,7 @@ std::optional<attr_value> find_attr(std::string_view attrs, std::string_view pat
 /// Parses RFC 3339 (`2024-11-22T10:00:00Z`, fractional seconds and offsets allowed) to epoch ms.
 std::optional<int64_t> parse_rfc3339_ms(std::string_view text);
 
+/// The value (0-15) of the hexadecimal digit `c` (`0-9`, `a-f`, `A-F`); -1 for any other char.
+int hex_value(char c) noexcept;
+
 } // namespace sluice

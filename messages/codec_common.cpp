@@ -1,4 +1,5 @@
-// Shared codec pieces: the msgpack reader, container headers, UUID generation and `find_attr`.
+// Shared codec pieces: the msgpack reader, container headers, UUID generation, `find_attr` and
+// `hex_value`.
 
 #include "messages/codec.hpp"
 #include "messages/codec_internal.hpp"
@@ -358,6 +359,18 @@ std::optional<attr_value> find_attr(std::string_view attrs, std::string_view pat
     return std::nullopt;
   mp_reader r{attrs};
   return find_in_map(r, path);
+}
+
+int hex_value(char c) noexcept {
+  // Value of the digits `a` / `A`.
+  constexpr int first_letter_value = 10;
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + first_letter_value;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + first_letter_value;
+  return -1;
 }
 
 } // namespace sluice

@@ -160,23 +160,6 @@ local_store::local_store(const std::string& root) {
     throw store_error("local object store: root " + root_ + " is not a directory", false);
 }
 
-template <class F>
-auto local_store::track(F&& op) {
-  try {
-    if constexpr (std::is_void_v<decltype(op())>) {
-      op();
-      healthy_ = true;
-    } else {
-      auto result = op();
-      healthy_ = true;
-      return result;
-    }
-  } catch (const store_error&) {
-    healthy_ = false;
-    throw;
-  }
-}
-
 std::string local_store::path_of(const std::string& key) const {
   check_object_key(key);
   return root_ + "/" + key;
@@ -201,7 +184,7 @@ void local_store::make_dirs(const std::string& dir) {
 }
 
 void local_store::put(const std::string& key, std::string_view bytes) {
-  track([&] {
+  track_health(healthy_, [&] {
     auto target = path_of(key);
     make_dirs(parent_of(target));
     write_atomically(target, [&](int fd, const std::string& tmp) {
@@ -211,7 +194,7 @@ void local_store::put(const std::string& key, std::string_view bytes) {
 }
 
 void local_store::put_file(const std::string& key, const std::string& local_path) {
-  track([&] {
+  track_health(healthy_, [&] {
     auto target = path_of(key);
     make_dirs(parent_of(target));
     int src = ::open(local_path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -246,7 +229,7 @@ void local_store::put_file(const std::string& key, const std::string& local_path
 }
 
 std::optional<std::string> local_store::get(const std::string& key) {
-  return track([&]() -> std::optional<std::string> {
+  return track_health(healthy_, [&]() -> std::optional<std::string> {
     auto path = path_of(key);
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -282,7 +265,7 @@ std::optional<std::string> local_store::get(const std::string& key) {
 }
 
 std::vector<object_info> local_store::list(const std::string& prefix) {
-  return track([&] {
+  return track_health(healthy_, [&] {
     if (prefix.find('\0') != std::string::npos || prefix == ".." || prefix.rfind("../", 0) == 0
         || prefix.find("/../") != std::string::npos)
       throw store_error("local object store: invalid list prefix '" + prefix + "'", false);
@@ -321,7 +304,7 @@ std::vector<object_info> local_store::list(const std::string& prefix) {
 }
 
 void local_store::remove(const std::string& key) {
-  track([&] {
+  track_health(healthy_, [&] {
     auto path = path_of(key);
     if (::unlink(path.c_str()) != 0) {
       if (errno == ENOENT || errno == ENOTDIR)

@@ -52,12 +52,9 @@ private:
   std::string path_of(const std::string& key) const;
   /// mkdir -p of `dir` (inside root_), fsyncing each parent that gained an entry.
   void make_dirs(const std::string& dir);
-  /// Runs `op`, recording success or failure in healthy_.
-  template <class F>
-  auto track(F&& op);
 
   std::string root_;
-  bool healthy_ = true;
+  bool healthy_ = true; ///< kept by track_health around every public operation
 };
 
 } // namespace sluice::persistence

@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 namespace sluice::persistence {
@@ -31,6 +32,25 @@ struct object_info {
   std::string key; ///< relative to the store's root/prefix, '/'-separated
   uint64_t size = 0;
 };
+
+/// Runs `op()` for a store and keeps the store's health flag: `healthy` becomes true when `op`
+/// returns and false when it throws store_error (rethrown). Returns what `op` returns.
+template <class F>
+auto track_health(bool& healthy, F&& op) {
+  try {
+    if constexpr (std::is_void_v<decltype(op())>) {
+      op();
+      healthy = true;
+    } else {
+      auto result = op();
+      healthy = true;
+      return result;
+    }
+  } catch (const store_error&) {
+    healthy = false;
+    throw;
+  }
+}
 
 /// Configuration of a store. `root` is a local path (absolute or relative, or `file://...`) or
 /// `s3://bucket/prefix`.

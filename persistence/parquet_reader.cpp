@@ -1,5 +1,6 @@
 #include "persistence/parquet_reader.hpp"
 
+#include "persistence/parquet_format.hpp"
 #include "persistence/thrift_compact.hpp"
 
 #include <snappy-c.h>
@@ -23,9 +24,11 @@ namespace {
 using thrift::compact_reader;
 using thrift::compact_type;
 using thrift::field_header;
+namespace format = parquet::format;
+using format::magic;
+using format::physical_type;
 
-/// "PAR1": leads and ends every Parquet file; "PARE" ends one with an encrypted footer.
-constexpr std::string_view magic = "PAR1";
+/// "PARE" ends a Parquet file with an encrypted footer (where `format::magic` ends a plain one).
 constexpr std::string_view encrypted_magic = "PARE";
 /// The footer's length precedes the trailing magic as a little-endian u32.
 constexpr size_t footer_length_bytes = 4;
@@ -39,45 +42,6 @@ constexpr int max_bit_width = 32;
 /// A flat OPTIONAL column's definition levels are 0 (null) or 1 (value): one bit each.
 constexpr int definition_level_width = 1;
 
-// Enum values and field ids of parquet.thrift (apache/parquet-format).
-namespace fmt {
-constexpr int32_t type_boolean = 0;
-constexpr int32_t type_int32 = 1;
-constexpr int32_t type_int64 = 2;
-constexpr int32_t type_int96 = 3;
-constexpr int32_t type_float = 4;
-constexpr int32_t type_double = 5;
-constexpr int32_t type_byte_array = 6;
-constexpr int32_t type_fixed_len_byte_array = 7;
-constexpr int32_t converted_utf8 = 0;
-constexpr int32_t converted_enum = 4;
-constexpr int32_t converted_timestamp_millis = 9;
-constexpr int32_t converted_int_64 = 18;
-constexpr int32_t converted_json = 19;
-constexpr int32_t repetition_required = 0;
-constexpr int32_t repetition_optional = 1;
-constexpr int32_t encoding_plain = 0;
-constexpr int32_t encoding_plain_dictionary = 2;
-constexpr int32_t encoding_rle = 3;
-constexpr int32_t encoding_rle_dictionary = 8;
-constexpr int32_t page_data = 0;
-constexpr int32_t page_index = 1;
-constexpr int32_t page_dictionary = 2;
-constexpr int32_t page_data_v2 = 3;
-constexpr int32_t codec_uncompressed = 0;
-constexpr int32_t codec_snappy = 1;
-constexpr int32_t codec_zstd = 6;
-// LogicalType union members.
-constexpr int16_t logical_string = 1;
-constexpr int16_t logical_enum = 4;
-constexpr int16_t logical_timestamp = 8;
-constexpr int16_t logical_integer = 10;
-constexpr int16_t logical_json = 12;
-// TimeUnit union members.
-constexpr int16_t unit_millis = 1;
-constexpr int8_t int64_bits = 64;
-} // namespace fmt
-
 [[noreturn]] void fail(const std::string& what) {
   throw std::runtime_error("parquet reader: " + what);
 }
@@ -89,39 +53,24 @@ constexpr int8_t int64_bits = 64;
 
 const char* physical_name(int32_t type) {
   switch (type) {
-    case fmt::type_boolean:
+    case format::type_boolean:
       return "BOOLEAN";
-    case fmt::type_int32:
+    case format::type_int32:
       return "INT32";
-    case fmt::type_int64:
+    case format::type_int64:
       return "INT64";
-    case fmt::type_int96:
+    case format::type_int96:
       return "INT96";
-    case fmt::type_float:
+    case format::type_float:
       return "FLOAT";
-    case fmt::type_double:
+    case format::type_double:
       return "DOUBLE";
-    case fmt::type_byte_array:
+    case format::type_byte_array:
       return "BYTE_ARRAY";
-    case fmt::type_fixed_len_byte_array:
+    case format::type_fixed_len_byte_array:
       return "FIXED_LEN_BYTE_ARRAY";
   }
   return "an unknown physical type";
-}
-
-int32_t physical_type(column_type t) {
-  switch (t) {
-    case column_type::string:
-      return fmt::type_byte_array;
-    case column_type::int64:
-    case column_type::timestamp_ms:
-      return fmt::type_int64;
-    case column_type::float64:
-      return fmt::type_double;
-    case column_type::boolean:
-      return fmt::type_boolean;
-  }
-  return fmt::type_byte_array;
 }
 
 uint32_t le32(const char* p) {
@@ -175,7 +124,7 @@ struct raw_chunk {
   bool has_meta = false;
   bool external = false; // ColumnChunk.file_path: pages in another file
   int32_t type = -1;
-  int32_t codec = fmt::codec_uncompressed;
+  int32_t codec = format::codec_uncompressed;
   std::vector<std::string> path;
   int64_t num_values = -1;
   int64_t total_compressed = -1;
@@ -200,7 +149,7 @@ void parse_logical_type(compact_reader& r, schema_element& e) {
   r.begin_struct();
   while (auto f = r.read_field()) {
     e.logical = f->id;
-    if (f->id == fmt::logical_timestamp && f->type == compact_type::structure) {
+    if (f->id == format::logical_timestamp && f->type == compact_type::structure) {
       r.begin_struct();
       while (auto t = r.read_field()) {
         if (t->id == 2 && t->type == compact_type::structure) { // unit: TimeUnit
@@ -213,7 +162,7 @@ void parse_logical_type(compact_reader& r, schema_element& e) {
           r.skip(*t);
         }
       }
-    } else if (f->id == fmt::logical_integer && f->type == compact_type::structure) {
+    } else if (f->id == format::logical_integer && f->type == compact_type::structure) {
       r.begin_struct();
       while (auto t = r.read_field()) {
         if (t->id == 1 && t->type == compact_type::byte)
@@ -384,37 +333,37 @@ column_type resolve_type(const schema_element& e) {
          + ", which sluice does not read");
   };
   switch (type) {
-    case fmt::type_boolean:
+    case format::type_boolean:
       return column_type::boolean;
-    case fmt::type_double:
+    case format::type_double:
       return column_type::float64;
-    case fmt::type_byte_array:
+    case format::type_byte_array:
       if (e.logical != 0) {
-        if (e.logical == fmt::logical_string || e.logical == fmt::logical_enum
-            || e.logical == fmt::logical_json)
+        if (e.logical == format::logical_string || e.logical == format::logical_enum
+            || e.logical == format::logical_json)
           return column_type::string;
         return unsupported_annotation();
       }
-      if (!e.converted || *e.converted == fmt::converted_utf8
-          || *e.converted == fmt::converted_enum || *e.converted == fmt::converted_json)
+      if (!e.converted || *e.converted == format::converted_utf8
+          || *e.converted == format::converted_enum || *e.converted == format::converted_json)
         return column_type::string;
       return unsupported_annotation();
-    case fmt::type_int64:
-      if (e.logical == fmt::logical_timestamp) {
-        if (e.time_unit != fmt::unit_millis)
+    case format::type_int64:
+      if (e.logical == format::logical_timestamp) {
+        if (e.time_unit != format::unit_millis)
           fail(col + " is a TIMESTAMP in micro- or nanoseconds; sluice reads milliseconds only");
         return column_type::timestamp_ms;
       }
-      if (e.logical == fmt::logical_integer) {
-        if (e.int_bits != fmt::int64_bits || !e.int_signed)
+      if (e.logical == format::logical_integer) {
+        if (e.int_bits != format::int64_bits || !e.int_signed)
           return unsupported_annotation();
         return column_type::int64;
       }
       if (e.logical != 0)
         return unsupported_annotation();
-      if (!e.converted || *e.converted == fmt::converted_int_64)
+      if (!e.converted || *e.converted == format::converted_int_64)
         return column_type::int64;
-      if (*e.converted == fmt::converted_timestamp_millis)
+      if (*e.converted == format::converted_timestamp_millis)
         return column_type::timestamp_ms;
       return unsupported_annotation();
     default:
@@ -431,7 +380,7 @@ struct page_header {
   int32_t compressed = -1;
   int32_t num_values = -1;
   int32_t encoding = -1;
-  int32_t definition_encoding = fmt::encoding_rle;
+  int32_t definition_encoding = format::encoding_rle;
 };
 
 page_header parse_page_header(compact_reader& r) {
@@ -675,15 +624,15 @@ public:
       const std::string_view raw = chunk_.substr(pos, compressed);
       pos += compressed;
       switch (h.type) {
-        case fmt::page_dictionary:
+        case format::page_dictionary:
           dictionary_page(h, raw);
           break;
-        case fmt::page_data:
+        case format::page_data:
           data_page(h, raw, out);
           break;
-        case fmt::page_index:
+        case format::page_index:
           break; // nothing for a reader in it
-        case fmt::page_data_v2:
+        case format::page_data_v2:
           corrupt("data pages V2 are not supported (sluice writes V1)");
         default:
           corrupt("unknown page type " + std::to_string(h.type));
@@ -695,7 +644,7 @@ private:
   void dictionary_page(const page_header& h, std::string_view raw) {
     if (dictionary_)
       corrupt("a second dictionary page");
-    if (h.encoding != fmt::encoding_plain && h.encoding != fmt::encoding_plain_dictionary)
+    if (h.encoding != format::encoding_plain && h.encoding != format::encoding_plain_dictionary)
       corrupt("dictionary page encoding " + std::to_string(h.encoding) + " is not PLAIN");
     if (h.num_values < 0)
       corrupt("dictionary page without num_values");
@@ -714,7 +663,7 @@ private:
     std::string_view body = dec_.run(codec_, raw, static_cast<size_t>(h.uncompressed), keep_);
     size_t non_null = n;
     if (!spec_.required) {
-      if (h.definition_encoding != fmt::encoding_rle)
+      if (h.definition_encoding != format::encoding_rle)
         corrupt("definition level encoding " + std::to_string(h.definition_encoding)
                 + " is not RLE");
       if (body.size() < sizeof(uint32_t))
@@ -729,11 +678,11 @@ private:
     }
     values_.clear();
     switch (h.encoding) {
-      case fmt::encoding_plain:
+      case format::encoding_plain:
         decode_plain(spec_.type, body, non_null, values_);
         break;
-      case fmt::encoding_rle_dictionary:
-      case fmt::encoding_plain_dictionary: {
+      case format::encoding_rle_dictionary:
+      case format::encoding_plain_dictionary: {
         if (!dictionary_)
           corrupt("a dictionary-encoded page without a dictionary page");
         if (non_null == 0)
@@ -843,11 +792,13 @@ void reader::parse_footer() {
       fail(col + " has no physical type");
     if (!e.repetition)
       fail(col + " has no repetition type");
-    if (*e.repetition != fmt::repetition_required && *e.repetition != fmt::repetition_optional)
+    if (*e.repetition != format::repetition_required
+        && *e.repetition != format::repetition_optional)
       fail(col + " is REPEATED, which sluice does not read");
     if (!names.insert(e.name).second)
       fail(col + " appears twice in the schema");
-    schema_.push_back(column_spec{e.name, resolve_type(e), *e.repetition == fmt::repetition_required});
+    schema_.push_back(
+        column_spec{e.name, resolve_type(e), *e.repetition == format::repetition_required});
   }
   if (schema_.empty())
     fail("the schema has no column");
@@ -884,20 +835,11 @@ void reader::parse_footer() {
         fail(at + " has physical type " + physical_name(rc.type) + " in its chunk and "
              + physical_name(physical_type(spec.type)) + " in the schema");
       chunk_location chunk;
-      switch (rc.codec) {
-        case fmt::codec_uncompressed:
-          chunk.compression = codec::none;
-          break;
-        case fmt::codec_snappy:
-          chunk.compression = codec::snappy;
-          break;
-        case fmt::codec_zstd:
-          chunk.compression = codec::zstd;
-          break;
-        default:
-          fail(at + " uses compression codec " + std::to_string(rc.codec)
-               + "; sluice reads uncompressed, snappy (1) and zstd (6)");
-      }
+      if (auto compression = format::codec_from_id(rc.codec))
+        chunk.compression = *compression;
+      else
+        fail(at + " uses compression codec " + std::to_string(rc.codec)
+             + "; sluice reads uncompressed, snappy (1) and zstd (6)");
       if (rc.num_values < 0 || static_cast<uint64_t>(rc.num_values) != loc.rows)
         fail(at + " has " + std::to_string(rc.num_values) + " values for "
              + std::to_string(loc.rows) + " rows");

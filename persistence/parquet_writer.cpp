@@ -1,6 +1,7 @@
 #include "persistence/parquet_writer.hpp"
 
 #include "persistence/parquet_encoding.hpp"
+#include "persistence/parquet_format.hpp"
 #include "persistence/thrift_compact.hpp"
 
 #include <snappy-c.h>
@@ -22,9 +23,11 @@ namespace {
 using thrift::compact_type;
 using thrift::compact_writer;
 namespace enc = encoding;
+namespace format = parquet::format;
+using format::codec_id;
+using format::magic;
+using format::physical_type;
 
-/// "PAR1": leads and ends every Parquet file.
-constexpr std::string_view magic = "PAR1";
 /// FileMetaData.version for format 2.x files.
 constexpr int32_t file_format_version = 2;
 /// Min/max of a string column chunk longer than this are left out of the footer (as Arrow's
@@ -34,53 +37,6 @@ constexpr size_t max_statistics_bytes = 4096;
 constexpr size_t levels_per_byte = 8;
 /// Name of the schema's root group (what Arrow and parquet-mr write).
 constexpr std::string_view root_name = "schema";
-
-// Enum values of parquet.thrift (apache/parquet-format).
-namespace fmt {
-constexpr int32_t type_boolean = 0;
-constexpr int32_t type_int64 = 2;
-constexpr int32_t type_double = 5;
-constexpr int32_t type_byte_array = 6;
-constexpr int32_t converted_utf8 = 0;
-constexpr int32_t converted_timestamp_millis = 9;
-constexpr int32_t repetition_required = 0;
-constexpr int32_t repetition_optional = 1;
-constexpr int32_t encoding_plain = 0;
-constexpr int32_t encoding_rle = 3;
-constexpr int32_t encoding_rle_dictionary = 8;
-constexpr int32_t page_data = 0;
-constexpr int32_t page_dictionary = 2;
-constexpr int32_t codec_uncompressed = 0;
-constexpr int32_t codec_snappy = 1;
-constexpr int32_t codec_zstd = 6;
-} // namespace fmt
-
-int32_t physical_type(column_type t) {
-  switch (t) {
-    case column_type::string:
-      return fmt::type_byte_array;
-    case column_type::int64:
-    case column_type::timestamp_ms:
-      return fmt::type_int64;
-    case column_type::float64:
-      return fmt::type_double;
-    case column_type::boolean:
-      return fmt::type_boolean;
-  }
-  return fmt::type_byte_array;
-}
-
-int32_t codec_id(codec c) {
-  switch (c) {
-    case codec::none:
-      return fmt::codec_uncompressed;
-    case codec::snappy:
-      return fmt::codec_snappy;
-    case codec::zstd:
-      return fmt::codec_zstd;
-  }
-  return fmt::codec_uncompressed;
-}
 
 int32_t checked_i32(size_t n, const char* what) {
   if (n > static_cast<size_t>(std::numeric_limits<int32_t>::max()))
@@ -239,7 +195,7 @@ std::string page_header(int32_t type, size_t uncompressed, size_t compressed, si
   w.field_i32(1, type);
   w.field_i32(2, checked_i32(uncompressed, "a page"));
   w.field_i32(3, checked_i32(compressed, "a compressed page"));
-  if (type == fmt::page_dictionary) {
+  if (type == format::page_dictionary) {
     w.field_struct(7); // DictionaryPageHeader
     w.field_i32(1, checked_i32(num_values, "a page's value count"));
     w.field_i32(2, encoding);
@@ -248,8 +204,8 @@ std::string page_header(int32_t type, size_t uncompressed, size_t compressed, si
     w.field_struct(5); // DataPageHeader
     w.field_i32(1, checked_i32(num_values, "a page's value count"));
     w.field_i32(2, encoding);
-    w.field_i32(3, fmt::encoding_rle); // definition levels
-    w.field_i32(4, fmt::encoding_rle); // repetition levels (none in a flat schema)
+    w.field_i32(3, format::encoding_rle); // definition levels
+    w.field_i32(4, format::encoding_rle); // repetition levels (none in a flat schema)
     w.end_struct();
   }
   w.end_struct();
@@ -526,9 +482,9 @@ struct writer::impl {
       enc::put_le32(body, static_cast<uint32_t>(levels.size()));
       body += levels;
     }
-    int32_t encoding = fmt::encoding_plain;
+    int32_t encoding = format::encoding_plain;
     if (col.dictionary_mode && col.page_non_null > 0) {
-      encoding = fmt::encoding_rle_dictionary;
+      encoding = format::encoding_rle_dictionary;
       // Width 1 at least: some readers mishandle a zero bit width for one-entry dictionaries.
       const int width = std::max(1, enc::bit_width(col.dictionary.size() - 1));
       body.push_back(static_cast<char>(width));
@@ -536,9 +492,9 @@ struct writer::impl {
     } else {
       body += col.plain;
     }
-    append_page(col, col.pages, fmt::page_data, body, col.page_rows, encoding);
+    append_page(col, col.pages, format::page_data, body, col.page_rows, encoding);
     if (col.optional())
-      add_encoding(col.chunk, fmt::encoding_rle);
+      add_encoding(col.chunk, format::encoding_rle);
     col.levels.clear();
     col.plain.clear();
     col.indices.clear();
@@ -575,8 +531,8 @@ struct writer::impl {
       col.chunk.chunk_offset = offset_;
       if (!col.dictionary.empty()) {
         std::string page;
-        append_page(col, page, fmt::page_dictionary, col.dictionary.plain(), col.dictionary.size(),
-                    fmt::encoding_plain);
+        append_page(col, page, format::page_dictionary, col.dictionary.plain(),
+                    col.dictionary.size(), format::encoding_plain);
         col.chunk.dictionary_page_offset = offset_;
         emit(page.data(), page.size());
       }
@@ -656,16 +612,16 @@ struct writer::impl {
   static void schema_element(compact_writer& w, const column_spec& spec) {
     w.begin_struct();
     w.field_i32(1, physical_type(spec.type));
-    w.field_i32(3, spec.required ? fmt::repetition_required : fmt::repetition_optional);
+    w.field_i32(3, spec.required ? format::repetition_required : format::repetition_optional);
     w.field_binary(4, spec.name);
     if (spec.type == column_type::string) {
-      w.field_i32(6, fmt::converted_utf8);
+      w.field_i32(6, format::converted_utf8);
       w.field_struct(10); // LogicalType
       w.field_struct(1);  // STRING
       w.end_struct();
       w.end_struct();
     } else if (spec.type == column_type::timestamp_ms) {
-      w.field_i32(6, fmt::converted_timestamp_millis);
+      w.field_i32(6, format::converted_timestamp_millis);
       w.field_struct(10); // LogicalType
       w.field_struct(8);  // TIMESTAMP
       w.field_bool(1, true); // isAdjustedToUTC

@@ -444,23 +444,6 @@ s3_store::~s3_store() {
   curl_easy_cleanup(static_cast<CURL*>(curl_));
 }
 
-template <class F>
-auto s3_store::track(F&& op) {
-  try {
-    if constexpr (std::is_void_v<decltype(op())>) {
-      op();
-      healthy_ = true;
-    } else {
-      auto result = op();
-      healthy_ = true;
-      return result;
-    }
-  } catch (const store_error&) {
-    healthy_ = false;
-    throw;
-  }
-}
-
 std::string s3_store::full_key(const std::string& key) const {
   check_object_key(key);
   return prefix_.empty() ? key : prefix_ + "/" + key;
@@ -581,7 +564,7 @@ s3_store::response s3_store::perform(const request& req) {
 }
 
 void s3_store::put(const std::string& key, std::string_view bytes) {
-  track([&] {
+  track_health(healthy_, [&] {
     auto full = full_key(key);
     request req;
     req.method = "PUT";
@@ -597,7 +580,7 @@ void s3_store::put(const std::string& key, std::string_view bytes) {
 }
 
 void s3_store::put_file(const std::string& key, const std::string& local_path) {
-  track([&] {
+  track_health(healthy_, [&] {
     auto full = full_key(key);
     int fd = ::open(local_path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -710,7 +693,7 @@ void s3_store::put_multipart(const std::string& key, int fd, uint64_t size) {
 }
 
 std::optional<std::string> s3_store::get(const std::string& key) {
-  return track([&]() -> std::optional<std::string> {
+  return track_health(healthy_, [&]() -> std::optional<std::string> {
     request req;
     req.method = "GET";
     req.what = url(key);
@@ -725,7 +708,7 @@ std::optional<std::string> s3_store::get(const std::string& key) {
 }
 
 std::vector<object_info> s3_store::list(const std::string& prefix) {
-  return track([&] {
+  return track_health(healthy_, [&] {
     std::vector<object_info> out;
     auto root_prefix = prefix_.empty() ? std::string{} : prefix_ + "/";
     std::string token;
@@ -766,7 +749,7 @@ std::vector<object_info> s3_store::list(const std::string& prefix) {
 }
 
 void s3_store::remove(const std::string& key) {
-  track([&] {
+  track_health(healthy_, [&] {
     request req;
     req.method = "DELETE";
     req.what = url(key);

@@ -83,8 +83,6 @@ private:
   /// One attempt; fills `res`, returns curl's result code and sets `curl_error`.
   int attempt(const request& req, response& res, std::string& curl_error);
   void put_multipart(const std::string& key, int fd, uint64_t size);
-  template <class F>
-  auto track(F&& op);
 
   object_store_config cfg_;
   std::string bucket_;
@@ -93,7 +91,7 @@ private:
   std::string bucket_path_; ///< "/bucket" (path-style) or "" (virtual-host)
   std::string sigv4_;       ///< "aws:amz:<region>:s3"
   void* curl_ = nullptr;    ///< CURL*, kept opaque to keep curl.h out of this header
-  bool healthy_ = true;
+  bool healthy_ = true;     ///< kept by track_health around every public operation
   std::minstd_rand jitter_;
 };
 

@@ -60,14 +60,15 @@ void split(const caf::settings& section, caf::settings& engine, caf::settings& k
   }
 }
 
-std::string resolve(const std::string& data_dir, const std::string& path) {
+} // namespace
+
+std::string resolve_data_path(const std::string& data_dir, const std::string& path) {
   std::filesystem::path p{path};
   if (p.is_absolute())
     return path;
   return (std::filesystem::path{data_dir} / p).string();
 }
 
-} // namespace
 
 std::string load_sinks(const caf::settings& sinks, const std::string& data_dir,
                        const std::string& node, std::vector<sink_spec>& out) {
@@ -95,7 +96,7 @@ std::string load_sinks(const caf::settings& sinks, const std::string& data_dir,
         return err;
       if (auto err = cfg.validate(); !err.empty())
         return where + ": " + err;
-      cfg.path = resolve(data_dir, cfg.path);
+      cfg.path = resolve_data_path(data_dir, cfg.path);
       spec.make = [cfg, node] { return std::make_unique<file_sink>(cfg, node); };
     } else if (spec.kind == "lake") {
       lake_sink_config cfg;

@@ -25,6 +25,9 @@ struct sink_spec {
 std::string load_sinks(const caf::settings& sinks, const std::string& data_dir,
                        const std::string& node, std::vector<sink_spec>& out);
 
+/// `path` as given when absolute, else `path` under `data_dir`: where sinks keep relative paths.
+std::string resolve_data_path(const std::string& data_dir, const std::string& path);
+
 /// `--help` text for every sink kind and the engine options.
 std::string sinks_help();
 

@@ -8,20 +8,21 @@
 // kill -9 replay. Prints each step as it passes; exits 1 with a message on the first failure.
 
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const require = createRequire(path.join(here, '..', 'node', 'package.json'));
+import {
+  fail, nodeModules, request, requireNode, startReadyNode as startHarnessNode, step, stopNode, tail,
+  waitFor,
+} from './lib/harness.mjs';
+
 let WebSocket;
 try {
-  WebSocket = require('ws');
+  WebSocket = requireNode('ws');
 } catch (e) {
-  console.error(`FAIL: cannot load 'ws' from ${path.join(here, '..', 'node', 'node_modules')} ` +
+  console.error(`FAIL: cannot load 'ws' from ${nodeModules} ` +
                 `(run ./test.sh or npm ci --prefix tests/node): ${e.message}`);
   process.exit(1);
 }
@@ -36,120 +37,19 @@ const MAX_BODY = 4096;
 const MAX_FRAME = 16384;
 const t0 = Date.now();
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-it-'));
-const nodes = new Set(); // running child processes, killed on failure
 
 // ---------------------------------------------------------------------------------------------
-// helpers
+// helpers (the rest come from lib/harness.mjs, which also kills running nodes when the test exits)
 
-function fail(msg) {
-  throw new Error(msg);
-}
-// An error that waitFor does not retry.
-class Fatal extends Error {}
-
-async function waitFor(what, fn, timeoutMs = 10000, intervalMs = 50) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      if (e instanceof Fatal) throw e;
-      last = e;
-    }
-    if (Date.now() > deadline) {
-      fail(`timed out after ${timeoutMs} ms waiting for ${what}` +
-           (last instanceof Error ? `: ${last.message}` : ''));
-    }
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-}
-
-async function step(name, fn) {
-  const start = Date.now();
-  try {
-    await fn();
-  } catch (e) {
-    e.message = `step "${name}" failed: ${e.message}`;
-    throw e;
-  }
-  console.log(`ok - ${name} (${Date.now() - start} ms)`);
-}
-
-function startNode() {
-  const args = ['serve', `--config-file=${confFile}`, '--gateway.port=0',
-                `--sluice.data-dir=${dataDir}`, `--gateway.max-body-bytes=${MAX_BODY}`,
-                `--gateway.max-frame-bytes=${MAX_FRAME}`];
-  const proc = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  nodes.add(proc);
-  const node = { proc, stdout: '', stderr: '', port: 0, exited: null };
-  node.exit = new Promise((resolve) => {
-    proc.on('exit', (code, signal) => {
-      nodes.delete(proc);
-      node.exited = { code, signal };
-      resolve(node.exited);
-    });
-  });
-  proc.on('error', (e) => { node.exited = { code: null, signal: null, error: e }; });
-  proc.stdout.setEncoding('utf8').on('data', (d) => { node.stdout += d; });
-  proc.stderr.setEncoding('utf8').on('data', (d) => { node.stderr += d; });
-  return node;
-}
-
+// Starts the node on port 0 with this test's data dir and limits, waits for its "listening on"
+// line and checks that it wrote the same port to <data dir>/gateway.port.
 async function startReadyNode() {
-  const node = startNode();
-  try {
-    await waitFor('the "listening on" line', () => {
-      if (node.exited) throw new Fatal(`node exited before listening: ${JSON.stringify(node.exited)}`);
-      const m = /listening on 127\.0\.0\.1:(\d+)/.exec(node.stdout);
-      return m && Number(m[1]);
-    }, 20000, 20).then((port) => { node.port = port; });
-  } catch (e) {
-    e.message += `\nnode stderr (tail):\n${tail(node.stderr)}`;
-    throw e;
-  }
+  const node = await startHarnessNode(binary, [
+    'serve', `--config-file=${confFile}`, '--gateway.port=0', `--sluice.data-dir=${dataDir}`,
+    `--gateway.max-body-bytes=${MAX_BODY}`, `--gateway.max-frame-bytes=${MAX_FRAME}`]);
   const written = fs.readFileSync(path.join(dataDir, 'gateway.port'), 'utf8').trim();
   assert.equal(Number(written), node.port, 'gateway.port file matches the listening line');
   return node;
-}
-
-function tail(text, n = 30) {
-  return text.split('\n').slice(-n).join('\n');
-}
-
-async function stopNode(node, signal, timeoutMs = 15000) {
-  node.proc.kill(signal);
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(
-      `node did not exit within ${timeoutMs} ms of ${signal}\nstderr tail:\n${tail(node.stderr)}`)),
-      timeoutMs);
-  });
-  try {
-    return await Promise.race([node.exit, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-const base = (node) => `http://127.0.0.1:${node.port}`;
-
-async function request(node, method, urlPath, body, contentType = 'application/json') {
-  const init = { method, signal: AbortSignal.timeout(10000), headers: {} };
-  if (body !== undefined) {
-    init.body = typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body);
-    init.headers['content-type'] = contentType;
-  }
-  const res = await fetch(base(node) + urlPath, init);
-  const text = await res.text();
-  let json;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, text, json, headers: res.headers };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -667,8 +567,7 @@ async function main() {
 
 const watchdog = setTimeout(() => {
   console.error('FAIL: whole test exceeded 90 s');
-  for (const p of nodes) p.kill('SIGKILL');
-  process.exit(1);
+  process.exit(1); // the harness kills the running node on exit
 }, 90000);
 watchdog.unref();
 
@@ -678,7 +577,6 @@ try {
   console.log(`PASS: node integration test (${Date.now() - t0} ms, ${expectedIds.size} events)`);
   process.exit(0);
 } catch (e) {
-  for (const p of nodes) p.kill('SIGKILL');
   console.error(`FAIL: ${e.message}`);
   const frames = (e.stack ?? '').split('\n').filter((l) => /^\s+at /.test(l));
   if (frames.length) console.error(frames.slice(0, 3).join('\n'));

@@ -5,9 +5,8 @@
 #include "actors/sinks/lake/lake_compaction.hpp"
 #include "actors/sinks/lake/lake_sink.hpp"
 
-#include "messages/codec.hpp"
+#include "lake_test_helpers.hpp"
 #include "persistence/parquet_reader.hpp"
-#include "persistence_temp_dir.hpp"
 
 #include <gtest/gtest.h>
 
@@ -22,70 +21,30 @@
 #include <unistd.h>
 
 using namespace sluice;
-using sluice::persistence::testing::temp_dir;
+using namespace sluice::lake_testing;
 namespace pq = sluice::persistence::parquet;
 
 namespace {
 
-constexpr int64_t hour_ms = 3600 * 1000;
-/// 2024-11-22T10:30:00Z: "now" of the tests.
-constexpr int64_t now_ts = 1732271400000;
 constexpr const char* hour10 = "date=2024-11-22/hour=10";
 /// Column indexes of `id` and `offset` in the table's files.
 constexpr size_t id_column = 0;
 constexpr size_t offset_column = 6;
 
-/// `n` play events at `ts`, offsets from `first`, ids `e<offset>`.
-event_batch plays(size_t n, int64_t ts, log_offset first) {
-  std::string json = "[";
-  for (size_t i = 0; i < n; ++i)
-    json += fmt::format(R"({}{{"id":"e{}","type":"play","device_id":"tv-1","ts":{},)"
-                        R"("title_id":"t-{}","position_ms":{},"codec":"h264"}})",
-                        i ? "," : "", first + i, ts, i % 3, 1000 * (first + i));
-  auto d = decode_json(json + "]", now_ts);
-  EXPECT_TRUE(d.ok()) << d.error;
-  for (auto& e : d.events)
-    e.offset = first++;
-  return d.events;
+/// `n` play events at `ts`, offsets from `first`, ids `e<offset>`, each with a `codec`.
+event_batch h264_plays(size_t n, int64_t ts, log_offset first) {
+  return plays(n, ts, first, R"(,"codec":"h264")");
 }
 
 /// One row of a data file: id and offset.
 using id_offset = std::pair<std::string, log_offset>;
 
-struct lake_compaction_test : ::testing::Test {
-  temp_dir dir;
-  int64_t clock = now_ts;
-
+struct lake_compaction_test : lake_sink_fixture {
   lake_sink_config config() {
-    lake_sink_config cfg;
-    cfg.root = dir.sub("lake");
-    cfg.table = "events";
-    cfg.columns = {"title_id:string", "position_ms:int64"};
-    cfg.staging_dir = dir.sub("staging");
+    auto cfg = lake_sink_fixture::config();
     cfg.max_file_rows = 3;
     cfg.compact_interval = caf::timespan{0}; // off unless a test turns it on
     return cfg;
-  }
-
-  std::unique_ptr<lake_sink> make(const lake_sink_config& cfg) {
-    EXPECT_EQ(cfg.validate(), "");
-    auto s = std::make_unique<lake_sink>(cfg, [this] { return clock; });
-    std::string error;
-    EXPECT_EQ(s->start(error), sink_status::ok) << error;
-    return s;
-  }
-
-  std::unique_ptr<persistence::object_store> store() {
-    persistence::object_store_config cfg;
-    cfg.root = dir.sub("lake");
-    return persistence::open_object_store(cfg);
-  }
-
-  lake::snapshot current() {
-    auto s = store();
-    lake::table t{*s, "events"};
-    t.open();
-    return t.current();
   }
 
   std::string local_path(const lake::file_entry& f) {
@@ -127,24 +86,11 @@ struct lake_compaction_test : ::testing::Test {
   }
 };
 
-void write_ok(lake_sink& s, const event_batch& batch) {
-  write_report report;
-  ASSERT_EQ(s.write(batch, report), sink_status::ok) << report.error;
-  ASSERT_TRUE(report.rejected.empty());
-}
-
-void flush_ok(lake_sink& s) {
-  std::string error;
-  ASSERT_EQ(s.flush(true, error), sink_status::ok) << error;
-}
-
 /// Runs in a death test's child: compacts `cfg`'s table with SIGKILL armed at `point`.
 void crash_during_compaction(const lake_sink_config& cfg, const char* point) {
   std::string why;
   auto lock = lake::writer_lock::try_acquire(cfg.staging_dir, "compact", why);
-  persistence::object_store_config store_cfg;
-  store_cfg.root = cfg.root;
-  auto store = persistence::open_object_store(store_cfg);
+  auto store = open_local(cfg.root);
   lake::table t{*store, cfg.table};
   t.open();
   auto kill_at = [point](std::string_view at) {
@@ -166,8 +112,8 @@ TEST_F(lake_compaction_test, lake_compaction_merges_a_partitions_small_files_int
   {
     auto s = make(cfg);
     for (log_offset o = 1; o <= 12; o += 3)
-      write_ok(*s, plays(3, now_ts, o)); // four files of 3 rows in hour 10
-    write_ok(*s, plays(1, now_ts - 5 * hour_ms, 13));
+      write_ok(*s, h264_plays(3, now_ts, o)); // four files of 3 rows in hour 10
+    write_ok(*s, h264_plays(1, now_ts - 5 * hour_ms, 13));
     flush_ok(*s); // one file in hour 05
   }
   auto before = current();
@@ -259,9 +205,9 @@ TEST_F(lake_compaction_test, lake_replay_after_compaction_writes_no_row_twice) {
     auto s = make(cfg);
     // Offset 1 is a late event that stays buffered, so the watermark stays 0; offsets 2..10 go
     // to hour 10 as three committed files.
-    write_ok(*s, plays(1, now_ts - 26 * hour_ms, 1));
+    write_ok(*s, h264_plays(1, now_ts - 26 * hour_ms, 1));
     for (log_offset o = 2; o <= 10; o += 3)
-      write_ok(*s, plays(3, now_ts, o));
+      write_ok(*s, h264_plays(3, now_ts, o));
     EXPECT_EQ(s->durable_upto(10), 0u);
     // Killed here: offset 1 is lost from memory, the engine replays from 1.
   }
@@ -270,12 +216,12 @@ TEST_F(lake_compaction_test, lake_replay_after_compaction_writes_no_row_twice) {
   ASSERT_EQ(current().files.size(), 1u);
   ASSERT_EQ(current().offset_watermark, 0u);
   auto s = make(cfg);
-  event_batch replay = plays(1, now_ts - 26 * hour_ms, 1);
-  for (auto& e : plays(9, now_ts, 2))
+  event_batch replay = h264_plays(1, now_ts - 26 * hour_ms, 1);
+  for (auto& e : h264_plays(9, now_ts, 2))
     replay.push_back(e);
   write_ok(*s, replay);
   EXPECT_EQ(s->buffered_rows(), 1u) << "offsets 2..10 are in the merged file";
-  write_ok(*s, plays(2, now_ts, 11)); // then the log goes on
+  write_ok(*s, h264_plays(2, now_ts, 11)); // then the log goes on
   flush_ok(*s);
   auto offsets = offsets_in_current();
   EXPECT_EQ(offsets.size(), 12u);
@@ -288,7 +234,7 @@ TEST_F(lake_compaction_test, lake_writer_lock_keeps_a_second_writer_out) {
   auto cfg = config();
   {
     auto s = make(cfg);
-    write_ok(*s, plays(3, now_ts, 1));
+    write_ok(*s, h264_plays(3, now_ts, 1));
     std::string why;
     EXPECT_FALSE(lake::writer_lock::try_acquire(cfg.staging_dir, "compact", why).has_value());
     EXPECT_NE(why.find("being written by a running node"), std::string::npos) << why;
@@ -317,11 +263,11 @@ TEST_F(lake_compaction_test, lake_sink_compacts_by_itself_at_most_once_per_compa
   cfg.compact_interval = std::chrono::minutes{1};
   auto s = make(cfg);
   for (log_offset o = 1; o <= 9; o += 3)
-    write_ok(*s, plays(3, now_ts, o));
+    write_ok(*s, h264_plays(3, now_ts, o));
   EXPECT_EQ(s->compactions(), 0u) << "the first step comes one interval after start";
   EXPECT_EQ(current().files.size(), 3u);
   clock += 61 * 1000;
-  write_ok(*s, plays(3, now_ts, 10)); // commits a 4th file, then compacts all four
+  write_ok(*s, h264_plays(3, now_ts, 10)); // commits a 4th file, then compacts all four
   EXPECT_EQ(s->compactions(), 1u);
   auto snap = current();
   ASSERT_EQ(snap.files.size(), 1u);
@@ -329,8 +275,8 @@ TEST_F(lake_compaction_test, lake_sink_compacts_by_itself_at_most_once_per_compa
   EXPECT_EQ(snap.files[0].min_offset, 1u);
   EXPECT_EQ(snap.files[0].max_offset, 12u);
   clock += 30 * 1000;
-  write_ok(*s, plays(3, now_ts, 13));
-  write_ok(*s, plays(3, now_ts, 16));
+  write_ok(*s, h264_plays(3, now_ts, 13));
+  write_ok(*s, h264_plays(3, now_ts, 16));
   EXPECT_EQ(s->compactions(), 1u) << "within the interval";
   EXPECT_EQ(current().files.size(), 3u);
   flush_ok(*s);
@@ -344,9 +290,9 @@ TEST_F(lake_compaction_test, lake_compaction_survives_crash_between_file_move_an
     auto cfg = config();
     {
       auto s = make(cfg);
-      write_ok(*s, plays(1, now_ts - 26 * hour_ms, 1)); // buffered: watermark 0
+      write_ok(*s, h264_plays(1, now_ts - 26 * hour_ms, 1)); // buffered: watermark 0
       for (log_offset o = 2; o <= 7; o += 3)
-        write_ok(*s, plays(3, now_ts, o));
+        write_ok(*s, h264_plays(3, now_ts, o));
     }
     auto before = current();
     ASSERT_EQ(before.files.size(), 2u);
@@ -359,8 +305,8 @@ TEST_F(lake_compaction_test, lake_compaction_survives_crash_between_file_move_an
     // Restart and replay from offset 1: nothing doubled, nothing lost.
     {
       auto s = make(cfg);
-      event_batch replay = plays(1, now_ts - 26 * hour_ms, 1);
-      for (auto& e : plays(6, now_ts, 2))
+      event_batch replay = h264_plays(1, now_ts - 26 * hour_ms, 1);
+      for (auto& e : h264_plays(6, now_ts, 2))
         replay.push_back(e);
       write_ok(*s, replay);
       flush_ok(*s);

@@ -3,12 +3,9 @@
 
 #include "actors/sinks/lake/lake_sink.hpp"
 
-#include "messages/codec.hpp"
-#include "persistence_temp_dir.hpp"
+#include "lake_test_helpers.hpp"
 
 #include <gtest/gtest.h>
-
-#include <fmt/format.h>
 
 #include <csignal>
 #include <cstdlib>
@@ -18,69 +15,11 @@
 #include <set>
 
 using namespace sluice;
-using sluice::persistence::testing::temp_dir;
+using namespace sluice::lake_testing;
 
 namespace {
 
-/// A local object store rooted at `root`.
-std::unique_ptr<persistence::object_store> open_local(const std::string& root) {
-  persistence::object_store_config cfg;
-  cfg.root = root;
-  return persistence::open_object_store(cfg);
-}
-
-constexpr int64_t hour_ms = 3600 * 1000;
-/// 2024-11-22T10:30:00Z: "now" of the tests.
-constexpr int64_t now_ts = 1732271400000;
-
-/// Events from JSON, with dense offsets from `first`.
-event_batch events(const std::string& json, log_offset first) {
-  auto d = decode_json(json, now_ts);
-  EXPECT_TRUE(d.ok()) << d.error;
-  EXPECT_TRUE(d.rejected.empty());
-  for (auto& e : d.events)
-    e.offset = first++;
-  return d.events;
-}
-
-/// `n` play events at `ts`, offsets from `first`.
-event_batch plays(size_t n, int64_t ts, log_offset first, const std::string& extra = {}) {
-  std::string json = "[";
-  for (size_t i = 0; i < n; ++i)
-    json += fmt::format(R"({}{{"id":"e{}","type":"play","device_id":"tv-1","ts":{},)"
-                        R"("title_id":"t-{}","position_ms":{}{}}})",
-                        i ? "," : "", first + i, ts, i % 3, 1000 * (first + i), extra);
-  return events(json + "]", first);
-}
-
-struct lake_sink_test : ::testing::Test {
-  temp_dir dir;
-  int64_t clock = now_ts;
-
-  lake_sink_config config() {
-    lake_sink_config cfg;
-    cfg.root = dir.sub("lake");
-    cfg.table = "events";
-    cfg.columns = {"title_id:string", "position_ms:int64"};
-    cfg.staging_dir = dir.sub("staging");
-    return cfg;
-  }
-
-  std::unique_ptr<lake_sink> make(lake_sink_config cfg) {
-    EXPECT_EQ(cfg.validate(), "");
-    auto s = std::make_unique<lake_sink>(cfg, [this] { return clock; });
-    std::string error;
-    EXPECT_EQ(s->start(error), sink_status::ok) << error;
-    return s;
-  }
-
-  lake::snapshot current() {
-    auto store = open_local(dir.sub("lake"));
-    lake::table t{*store, "events"};
-    t.open();
-    return t.current();
-  }
-
+struct lake_sink_test : lake_sink_fixture {
   /// Rows per partition in the current snapshot.
   std::map<std::string, uint64_t> rows_by_partition() {
     std::map<std::string, uint64_t> out;
@@ -89,17 +28,6 @@ struct lake_sink_test : ::testing::Test {
     return out;
   }
 };
-
-void write_ok(lake_sink& s, const event_batch& batch) {
-  write_report report;
-  ASSERT_EQ(s.write(batch, report), sink_status::ok) << report.error;
-  ASSERT_TRUE(report.rejected.empty()) << report.rejected.front().second;
-}
-
-void flush_ok(lake_sink& s, bool final) {
-  std::string error;
-  ASSERT_EQ(s.flush(final, error), sink_status::ok) << error;
-}
 
 /// Runs in a death test's child: writes offsets 3..5 and flushes with the crash hook armed.
 void crash_during_flush(const lake_sink_config& cfg, const char* point) {
@@ -187,6 +115,18 @@ TEST_F(lake_sink_test, lake_late_partition_does_not_hold_the_current_one_open) {
   EXPECT_EQ(rows_by_partition()["date=2024-11-21/hour=08"], 1u);
   EXPECT_EQ(current().offset_watermark, 4u);
   EXPECT_EQ(s->durable_upto(9), 9u) << "nothing buffered: everything accepted is durable";
+}
+
+TEST_F(lake_sink_test, lake_over_its_memory_budget_turns_the_largest_partitions_into_files_first) {
+  auto cfg = config();
+  cfg.max_buffer_bytes = 200; // more than one buffered row (~45 bytes), less than seven
+  auto s = make(cfg);
+  write_ok(*s, plays(1, now_ts - 26 * hour_ms, 1)); // a small late partition
+  ASSERT_TRUE(rows_by_partition().empty()) << "one row fits the budget";
+  write_ok(*s, plays(6, now_ts, 2)); // the large current one tips it over
+  auto rows = rows_by_partition();
+  EXPECT_EQ(rows["date=2024-11-22/hour=10"], 6u) << "the largest partition became a file";
+  EXPECT_EQ(rows.count("date=2024-11-21/hour=08"), 0u) << "the small one stays buffered";
 }
 
 TEST_F(lake_sink_test, lake_snapshot_lists_schema_files_and_watermark_and_swaps_current) {

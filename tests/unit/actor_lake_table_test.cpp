@@ -3,6 +3,7 @@
 
 #include "actors/sinks/lake/lake_table.hpp"
 
+#include "lake_test_helpers.hpp"
 #include "persistence_temp_dir.hpp"
 
 #include <gtest/gtest.h>
@@ -12,18 +13,11 @@
 
 using namespace sluice;
 using namespace sluice::lake;
+using namespace sluice::lake_testing;
 using sluice::persistence::testing::temp_dir;
 
 namespace {
 
-/// A local object store rooted at `root`.
-std::unique_ptr<persistence::object_store> open_local(const std::string& root) {
-  persistence::object_store_config cfg;
-  cfg.root = root;
-  return persistence::open_object_store(cfg);
-}
-
-constexpr int64_t hour_ms = 3600 * 1000;
 constexpr int64_t day_ms = 24 * hour_ms;
 /// 2024-11-22T00:00:00Z.
 constexpr int64_t nov22 = 1732233600000;

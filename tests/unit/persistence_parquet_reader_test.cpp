@@ -6,6 +6,7 @@
 #include "persistence/parquet_writer.hpp"
 #include "persistence/thrift_compact.hpp"
 
+#include "parquet_test_helpers.hpp"
 #include "persistence_temp_dir.hpp"
 
 #include <gtest/gtest.h>
@@ -20,6 +21,7 @@
 
 using namespace sluice::persistence::parquet;
 namespace thrift = sluice::persistence::thrift;
+using sluice::persistence::parquet_testing::event_schema;
 using sluice::persistence::testing::temp_dir;
 
 namespace {
@@ -70,15 +72,6 @@ std::vector<row_values> read_rows(const reader& r) {
     out.push_back(std::move(v));
   });
   return out;
-}
-
-std::vector<column_spec> event_schema() {
-  return {{"id", column_type::string, true},
-          {"ts", column_type::timestamp_ms, true},
-          {"offset", column_type::int64, false},
-          {"score", column_type::float64, false},
-          {"ok", column_type::boolean, false},
-          {"type", column_type::string, false}};
 }
 
 /// Deterministic event rows with edge values and a different null pattern per column.

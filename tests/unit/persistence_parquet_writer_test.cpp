@@ -4,6 +4,7 @@
 
 #include "persistence/parquet_writer.hpp"
 
+#include "parquet_test_helpers.hpp"
 #include "persistence_temp_dir.hpp"
 
 #include <gtest/gtest.h>
@@ -22,6 +23,7 @@
 #include <vector>
 
 using namespace sluice::persistence::parquet;
+using sluice::persistence::parquet_testing::event_schema;
 using sluice::persistence::testing::temp_dir;
 
 namespace {
@@ -199,15 +201,6 @@ std::map<std::pair<int, int>, int64_t> page_encodings(const tvalue& cm) {
   for (const auto& s : cm.at(cm_encoding_stats).list)
     out[{static_cast<int>(s.at(1).i), static_cast<int>(s.at(2).i)}] += s.at(3).i;
   return out;
-}
-
-std::vector<column_spec> event_schema() {
-  return {{"id", column_type::string, true},
-          {"ts", column_type::timestamp_ms, true},
-          {"offset", column_type::int64, false},
-          {"score", column_type::float64, false},
-          {"ok", column_type::boolean, false},
-          {"type", column_type::string, false}};
 }
 
 writer_options uncompressed() {

@@ -1,10 +1,12 @@
 #include "actors/sinks/lake/lake_sink.hpp"
 
+#include "actors/sinks/registry.hpp"
 #include "messages/codec.hpp"
 
 #include <caf/config_value.hpp>
 
 #include <algorithm>
+#include <functional>
 #include <cerrno>
 #include <cmath>
 #include <csignal>
@@ -138,13 +140,6 @@ std::string leftover_json(const std::string& attrs, const std::vector<std::strin
   return "{" + rendered.substr(empty_prefix.size() + 1);
 }
 
-std::string resolve(const std::string& data_dir, const std::string& path) {
-  std::filesystem::path p{path};
-  if (p.is_absolute())
-    return path;
-  return (std::filesystem::path{data_dir} / p).string();
-}
-
 } // namespace
 
 // -- config ------------------------------------------------------------------------------------
@@ -167,6 +162,9 @@ const option_table<lake_sink_config>& lake_sink_config::options() {
            "... or at this many bytes of buffered (uncompressed) event data")
       .add(&lake_sink_config::max_file_age, "max-file-age",
            "... or when its oldest row has waited this long")
+      .add(&lake_sink_config::max_buffer_bytes, "max-buffer-bytes",
+           "when all partitions together buffer more than this, the largest become files first "
+           "(bounds memory, and how much of the log the table holds back)")
       .add(&lake_sink_config::retention, "retention",
            "snapshots older than this are pruned (never the current one); files no remaining "
            "snapshot lists are deleted once older than this")
@@ -226,6 +224,8 @@ std::string lake_sink_config::validate() const {
   }
   if (!pq::parse_codec(compression))
     return fmt::format("'compression' is \"{}\"; use zstd, snappy or none", compression);
+  if (max_buffer_bytes == 0)
+    return "'max-buffer-bytes' must be positive";
   if (row_group_rows == 0 || max_file_rows == 0 || max_file_bytes == 0)
     return "'row-group-rows', 'max-file-rows' and 'max-file-bytes' must be positive";
   if (max_file_age.count() <= 0 || retention.count() <= 0)
@@ -255,11 +255,11 @@ std::string load_lake_config(const caf::settings& section, const std::string& wh
   if (auto err = out.validate(); !err.empty())
     return where + ": " + err;
   if (!is_s3(out.root) && out.root.rfind("file://", 0) != 0)
-    out.root = resolve(data_dir, out.root);
+    out.root = resolve_data_path(data_dir, out.root);
   if (out.staging_dir.empty())
     out.staging_dir = (std::filesystem::path{data_dir} / "lake-staging" / out.table).string();
   else
-    out.staging_dir = resolve(data_dir, out.staging_dir);
+    out.staging_dir = resolve_data_path(data_dir, out.staging_dir);
   return {};
 }
 
@@ -531,9 +531,23 @@ sink_status lake_sink::write(const event_batch& events, write_report& report) {
   for (auto& e : events)
     seen_upto_ = std::max(seen_upto_, e.offset);
   std::vector<std::string> due;
-  for (auto& [name, buf] : partitions_)
-    if (buf.rows.size() >= cfg_.max_file_rows || buf.bytes >= cfg_.max_file_bytes)
+  size_t total = 0;
+  std::vector<std::pair<size_t, std::string>> by_size;
+  for (auto& [name, buf] : partitions_) {
+    total += buf.bytes;
+    if (buf.rows.size() >= cfg_.max_file_rows || buf.bytes >= cfg_.max_file_bytes) {
       due.push_back(name);
+      total -= buf.bytes;
+    } else {
+      by_size.emplace_back(buf.bytes, name);
+    }
+  }
+  // Over the memory budget: the largest remaining partitions become files too.
+  std::sort(by_size.begin(), by_size.end(), std::greater<>{});
+  for (size_t i = 0; total > cfg_.max_buffer_bytes && i < by_size.size(); ++i) {
+    due.push_back(by_size[i].second);
+    total -= by_size[i].first;
+  }
   if (due.empty())
     return sink_status::ok;
   return flush_partitions(due, report.error);

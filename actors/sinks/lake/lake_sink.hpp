@@ -37,6 +37,9 @@ struct lake_sink_config {
   size_t max_file_bytes = size_t{128} << 20;
   /// ... or when its oldest row has waited this long.
   caf::timespan max_file_age = std::chrono::seconds{60};
+  /// When all partitions together buffer more than this, the largest are flushed first: bounds
+  /// the sink's memory however many partitions late events open.
+  size_t max_buffer_bytes = size_t{256} << 20;
   /// Snapshots older than this are pruned (never the current one); files no remaining snapshot
   /// lists are deleted once older than this.
   caf::timespan retention = std::chrono::hours{24 * 7};
