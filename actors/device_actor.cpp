@@ -1,4 +1,5 @@
 #include "actors/device_actor.hpp"
+#include "actors/log.hpp"
 
 #include <caf/all.hpp>
 
@@ -9,7 +10,8 @@ entity_actor::behavior_type device_actor(entity_actor::stateful_pointer<device_a
   auto& st = self->state;
   st.device_id = std::move(device_id);
   if (!stored.empty() && !st.model.decode(stored))
-    aout(self) << "device " << st.device_id << ": stored state unreadable, starting empty\n";
+    log_json("error", "stored device state unreadable, starting empty",
+             {{"device_id", st.device_id}});
   return {
     [self](done_atom) { self->quit(); },
     [self](apply_atom, log_offset upto, const event_batch& events) {

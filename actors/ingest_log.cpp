@@ -1,4 +1,5 @@
 #include "actors/ingest_log.hpp"
+#include "actors/log.hpp"
 
 #include "actors/drain.hpp"
 #include "actors/log_reader.hpp"
@@ -24,21 +25,53 @@ using self_ptr = ingest_log_actor::stateful_pointer<ingest_log_state>;
 /// Seconds a refused sender is told to wait.
 constexpr uint32_t overload_retry_after_s = 1;
 
-/// Why the gate is closed, or nullptr when it is open.
-const char* gate_reason(self_ptr self) {
+/// LMDB copies every page a transaction changes, so the commit that records consumer offsets and
+/// trims the log needs free pages itself: appends stop while the log's estimated footprint exceeds
+/// this fraction of `storage.max-map-bytes`, keeping room for that commit (and for entity state).
+constexpr double append_map_fraction = 0.75;
+/// A stored record occupies its bytes plus up to about one page of B-tree slack.
+constexpr uint64_t record_slack_bytes = 4096;
+
+/// Why the log refuses a batch that reached it (it cannot store it), or nullptr.
+const char* refusal_reason(self_ptr self) {
   auto& st = self->state;
   if (st.out_of_space)
     return "the ingest log is out of storage space (storage.max-map-bytes or disk full)";
-  if (st.deps.max_log_bytes > 0 && st.log->stats().bytes > st.deps.max_log_bytes)
-    return "the ingest log holds more unconsumed data than storage.max-log-bytes";
+  auto& stats = st.log->stats();
+  auto footprint = stats.bytes + stats.records * record_slack_bytes;
+  if (footprint > append_map_fraction * static_cast<double>(st.deps.env->max_map_bytes()))
+    return "the ingest log is out of storage space: it fills 3/4 of storage.max-map-bytes, the "
+           "rest is kept for consumers to record their progress and trim it";
   if (st.pending_events >= st.deps.max_pending_events)
     return "the ingest log's commit queue is full";
+  return nullptr;
+}
+
+/// Why the gateway should not admit new batches, or nullptr. Besides the refusals, the stored
+/// log above `storage.max-log-bytes` closes the gate; batches admitted before it closed are
+/// still stored (a WebSocket frame already read is never refused for it).
+const char* gate_reason(self_ptr self) {
+  auto& st = self->state;
+  if (auto hard = refusal_reason(self))
+    return hard;
+  if (st.deps.max_log_bytes > 0 && st.log->stats().bytes > st.deps.max_log_bytes)
+    return "the ingest log holds more unconsumed data than storage.max-log-bytes";
   return nullptr;
 }
 
 void update_gate(self_ptr self) {
   auto& st = self->state;
   auto reason = gate_reason(self);
+  bool open = reason == nullptr;
+  if (open != st.gate_open_state) { // log transitions only
+    st.gate_open_state = open;
+    if (open)
+      log_json("info", "ingest resumed: the log takes new batches again", {});
+    else
+      log_json(refusal_reason(self) != nullptr ? "error" : "warning",
+               "ingest paused: senders get 503 with Retry-After, WebSockets stop reading",
+               {{"reason", reason}});
+  }
   st.gate_open->set(reason == nullptr ? 1 : 0);
   if (st.deps.gate) {
     st.deps.gate->reason.store(reason != nullptr ? reason : "");
@@ -138,8 +171,8 @@ void catch_up(self_ptr self, size_t i) {
       [self, i](caf::error& err) {
         auto& l = self->state.links[i];
         l.reading = false;
-        aout(self) << "ingest log: catch-up read for " << self->state.deps.consumers[i].name
-                   << " failed: " << to_string(err) << '\n';
+        log_json("error", "catch-up read failed",
+                 {{"consumer", self->state.deps.consumers[i].name}, {"reason", to_string(err)}});
       });
 }
 
@@ -237,8 +270,10 @@ void run_commit(self_ptr self) {
   auto started = std::chrono::steady_clock::now();
   std::vector<std::pair<log_offset, log_offset>> ranges;
   uint64_t bytes = 0;
+  size_t trimmed = 0;
   for (;;) {
     ranges.clear();
+    trimmed = 0;
     bytes = 0;
     st.log->checkpoint();
     try {
@@ -264,32 +299,32 @@ void run_commit(self_ptr self) {
       }
       // Trim what every consumer is done with, in the same transaction.
       auto lowest = lowest_consumer_offset(self);
-      if (!st.deps.consumers.empty() && lowest > 0) {
-        auto trimmed = st.log->trim(txn, lowest + 1);
-        st.trimmed->inc(trimmed);
-        if (trimmed > 0)
-          st.out_of_space = false; // room again: let senders try
-      }
+      if (!st.deps.consumers.empty() && lowest > 0)
+        trimmed = st.log->trim(txn, lowest + 1);
       txn.commit();
+      st.trimmed->inc(trimmed);
+      if (trimmed > 0)
+        st.out_of_space = false; // room again: let senders try
       break;
     } catch (const persistence::lmdb_error& e) {
       st.log->rollback();
       if (e.map_full() && st.deps.env->grow()) {
-        aout(self) << "ingest log: LMDB map full, grown to " << st.deps.env->map_bytes()
-                   << " bytes\n";
+        log_json("info", "LMDB map full, grown",
+                 {{"map_bytes", std::to_string(st.deps.env->map_bytes())}});
         continue;
       }
       if (e.out_of_space() && !st.pending.empty()) {
         // Refuse the appends, but commit the checkpoints alone: consumers that advance let the
         // log trim, which makes room again.
-        aout(self) << "ingest log: out of space, refusing " << st.pending_events
-                   << " events until consumers free some: " << e.what() << '\n';
+        log_json("error",
+                 "storage full: refusing new batches (503) until consumers let the log trim",
+                 {{"refused_events", std::to_string(st.pending_events)}, {"reason", e.what()}});
         st.commit_failures->inc();
         st.out_of_space = true;
         fail_appends(self, std::string{"storage is full: "} + e.what());
         continue;
       }
-      aout(self) << "ingest log: commit failed: " << e.what() << '\n';
+      log_json("error", "ingest log commit failed", {{"reason", e.what()}});
       fail_pending(self, std::string{"storage commit failed: "} + e.what());
       update_gate(self);
       return;
@@ -391,7 +426,7 @@ ingest_log_actor::behavior_type ingest_log(self_ptr self, ingest_log_deps deps) 
   return {
     [self](append_atom, ingest_request& req) {
       auto& st = self->state;
-      if (auto reason = gate_reason(self)) {
+      if (auto reason = refusal_reason(self)) {
         st.refused->inc(req.events.size());
         req.reply(ingest_outcome{reason, 0, 0, overload_retry_after_s});
         return;
@@ -434,7 +469,7 @@ ingest_log_actor::behavior_type ingest_log(self_ptr self, ingest_log_deps deps) 
       try {
         self->state.deps.env->flush();
       } catch (const std::exception& e) {
-        aout(self) << "ingest log: periodic sync failed: " << e.what() << '\n';
+        log_json("error", "periodic sync failed", {{"reason", e.what()}});
       }
       self->delayed_send(self, self->state.deps.sync_interval, sync_atom_v);
     },

@@ -107,6 +107,8 @@ struct ingest_log_state {
   bool dispatching = false;
   /// The last append commit failed for lack of space (cleared by the next successful commit).
   bool out_of_space = false;
+  /// Whether the gate was open at the last update (to log transitions only).
+  bool gate_open_state = true;
   std::string encode_buffer;
   std::map<std::string, log_offset> offsets;
   std::vector<link> links;

@@ -1,4 +1,5 @@
 #include "actors/log_reader.hpp"
+#include "actors/log.hpp"
 
 #include "actors/ingest_log.hpp"
 #include "actors/metrics.hpp"
@@ -45,8 +46,8 @@ log_reader(log_reader_actor::stateful_pointer<log_reader_state> self,
         decoded.clear();
         if (!decode_log_record_if(bytes, first, decoded, keep)) {
           st.unreadable->inc();
-          aout(self) << "ingest log: record at offset " << first << " (" << n
-                     << " events) is unreadable; skipped\n";
+          log_json("error", "stored log record unreadable; skipped",
+                   {{"offset", std::to_string(first)}, {"events", std::to_string(n)}});
         }
         for (auto& e : decoded)
           if (e.offset >= from)

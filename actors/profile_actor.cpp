@@ -1,4 +1,5 @@
 #include "actors/profile_actor.hpp"
+#include "actors/log.hpp"
 
 #include <caf/all.hpp>
 
@@ -11,7 +12,8 @@ entity_actor::behavior_type profile_actor(entity_actor::stateful_pointer<profile
   st.profile_id = std::move(profile_id);
   st.model = profile_model{opts};
   if (!stored.empty() && !st.model.decode(stored))
-    aout(self) << "profile " << st.profile_id << ": stored state unreadable, starting empty\n";
+    log_json("error", "stored profile state unreadable, starting empty",
+             {{"profile_id", st.profile_id}});
   return {
     [self](done_atom) { self->quit(); },
     [self](apply_atom, log_offset upto, const event_batch& events) {

@@ -1,4 +1,5 @@
 #include "actors/shard.hpp"
+#include "actors/log.hpp"
 
 #include "actors/metrics.hpp"
 #include "actors/placement.hpp"
@@ -84,7 +85,8 @@ void checkpoint_now(self_ptr self) {
         auto& st = self->state;
         st.checkpointing = false;
         st.failures->inc();
-        aout(self) << st.consumer << ": checkpoint failed: " << to_string(err) << '\n';
+        log_json("error", "shard checkpoint failed (state stays uncommitted and is replayed)",
+                 {{"consumer", st.consumer}, {"reason", to_string(err)}});
         try_finish_drains(self);
       });
 }

@@ -1,4 +1,5 @@
 #include "actors/sink_runner.hpp"
+#include "actors/log.hpp"
 
 #include "actors/metrics.hpp"
 
@@ -39,12 +40,12 @@ void report_processed(self_ptr self) {
 
 void maybe_finish_drains(self_ptr self) {
   auto& st = self->state;
-  bool stuck = !st.inflight.empty();
+  // A batch awaiting retry, or a target that is down, stays in the log (the offset is not
+  // committed past it): it is replayed after a restart, so drain need not wait for it.
+  bool stuck = !st.inflight.empty() || st.circuit_open;
   if (st.drains.empty() || st.checkpointing || st.dead_letters_pending > 0
       || (!st.buffer.empty() && !stuck))
     return;
-  // A batch awaiting retry stays in the log (its offset is not committed): it is replayed after a
-  // restart, so drain need not wait for an unreachable target.
   for (auto& rp : st.drains)
     rp.deliver(caf::ok_atom_v);
   st.drains.clear();
@@ -79,8 +80,8 @@ void commit_offset(self_ptr self, log_offset upto) {
       [self](caf::error& err) {
         self->state.checkpointing = false;
         self->state.errors->inc();
-        aout(self) << "sink " << self->state.deps.name
-                   << ": offset commit failed: " << to_string(err) << '\n';
+        log_json("error", "sink offset commit failed",
+                 {{"sink", self->state.deps.name}, {"reason", to_string(err)}});
         maybe_finish_drains(self);
       });
 }
@@ -119,8 +120,10 @@ void send_dead_letters(self_ptr self, std::vector<dead_letter> letters) {
         --st.dead_letters_pending;
         st.offset_frozen = true; // until a restart replays from here
         st.errors->inc();
-        aout(self) << "sink " << st.deps.name << ": dead letters not recorded (the offset stays, "
-                   << "the events are replayed after a restart): " << to_string(err) << '\n';
+        log_json("error",
+                 "dead letters not recorded: the sink's offset stays, the events are replayed "
+                 "after a restart",
+                 {{"sink", st.deps.name}, {"reason", to_string(err)}});
         maybe_finish_drains(self);
       });
 }
@@ -213,7 +216,8 @@ void attempt(self_ptr self) {
   maybe_finish_drains(self);
 }
 
-/// Lets a buffering sink flush by age (`final`: everything) and commits what became durable.
+/// Lets a buffering sink flush by age (`final`: everything) and commits what became durable. A
+/// failed flush whose target also fails its `check` opens the circuit, as a failed write does.
 void flush_target(self_ptr self, bool final) {
   auto& st = self->state;
   if (!st.started || st.circuit_open)
@@ -223,8 +227,13 @@ void flush_target(self_ptr self, bool final) {
   st.healthy->set(st.deps.target->healthy() ? 1 : 0);
   if (status != sink_status::ok) {
     (status == sink_status::retry ? st.retries : st.errors)->inc();
-    aout(self) << "sink " << st.deps.name << ": flush failed (the data stays buffered and is "
-               << "flushed again): " << error << '\n';
+    log_json("warning", "sink flush failed; the data stays buffered and is flushed again",
+             {{"sink", st.deps.name}, {"reason", error}});
+    std::string why;
+    if (status == sink_status::retry && !st.deps.target->check(why)) {
+      set_circuit(self, true);
+      self->delayed_send(self, backoff(self, st.probes++), retry_atom_v);
+    }
     return;
   }
   commit_durable(self);
@@ -232,8 +241,8 @@ void flush_target(self_ptr self, bool final) {
 
 void flush(self_ptr self, bool final = false) {
   auto& st = self->state;
-  if (!st.inflight.empty())
-    return; // a batch awaits its retry
+  if (!st.inflight.empty() || st.circuit_open)
+    return; // a batch awaits its retry, or the target is down: keep buffering (bounded)
   if (st.buffer.empty()) {
     // Nothing routed here since the last write: everything seen is accepted.
     st.accepted_upto = std::max(st.accepted_upto, st.seen_upto);
@@ -321,7 +330,8 @@ sink_actor::behavior_type sink_runner(self_ptr self, sink_runner_deps deps) {
   st.started = st.deps.target->start(error) == sink_status::ok;
   st.healthy->set(st.started ? 1 : 0);
   if (!st.started)
-    aout(self) << "sink " << st.deps.name << ": start failed (will retry): " << error << '\n';
+    log_json("warning", "sink start failed (will retry)",
+             {{"sink", st.deps.name}, {"reason", error}});
   self->delayed_send(self, st.deps.cfg.flush_interval, tick_atom_v);
   return {
     [self](dispatch_atom, committed_batch& batch) {
@@ -357,8 +367,6 @@ sink_actor::behavior_type sink_runner(self_ptr self, sink_runner_deps deps) {
     },
     [self](retry_atom) {
       auto& st = self->state;
-      if (st.inflight.empty())
-        return;
       if (st.circuit_open) {
         std::string why;
         if (!st.deps.target->check(why)) {
@@ -367,7 +375,10 @@ sink_actor::behavior_type sink_runner(self_ptr self, sink_runner_deps deps) {
         }
         set_circuit(self, false);
       }
-      attempt(self);
+      if (!st.inflight.empty())
+        attempt(self);
+      else
+        flush(self); // the circuit was opened by a failed flush: flush again now
     },
   };
 }

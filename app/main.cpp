@@ -5,7 +5,7 @@
 #include "app/cmd_dlq.hpp"
 #include "app/cmd_lake.hpp"
 #include "app/config.hpp"
-#include "app/log.hpp"
+#include "actors/log.hpp"
 #include "gateway/actor_bridge.hpp"
 #include "gateway/server.hpp"
 #include "messages/type_ids.hpp"

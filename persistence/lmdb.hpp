@@ -103,6 +103,10 @@ public:
   void flush();
   /// Doubles the map size (bounded by max_map_bytes). Returns false when already at the maximum.
   bool grow();
+  /// The upper bound the map may grow to.
+  size_t max_map_bytes() const noexcept {
+    return max_map_bytes_;
+  }
   size_t map_bytes() const noexcept {
     return map_bytes_;
   }

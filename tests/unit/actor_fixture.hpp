@@ -79,10 +79,14 @@ protected:
     open_env();
   }
 
-  void open_env() {
+  /// (Re)opens the environment; `map_bytes` > 0 fixes the map at that size (initial = max).
+  void open_env(size_t map_bytes = 0) {
+    env_.reset();
     persistence::env_options opts;
     opts.path = (dir_.path / "lmdb").string();
     opts.initial_map_bytes = size_t{64} << 20;
+    if (map_bytes > 0)
+      opts.initial_map_bytes = opts.max_map_bytes = map_bytes;
     opts.mode = persistence::durability::none;
     env_ = std::make_unique<persistence::environment>(opts);
   }

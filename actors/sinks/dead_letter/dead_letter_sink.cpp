@@ -1,4 +1,5 @@
 #include "actors/sinks/dead_letter/dead_letter_sink.hpp"
+#include "actors/log.hpp"
 
 #include "actors/metrics.hpp"
 #include "messages/codec.hpp"
@@ -45,7 +46,7 @@ dead_letter_sink(dead_letter_admin_actor::stateful_pointer<dead_letter_state> se
   st.open_error = st.store->open();
   if (!st.open_error.empty()) {
     st.failures->inc();
-    aout(self) << "dead-letters: " << st.open_error << '\n';
+    log_json("error", "dead letters unavailable", {{"reason", st.open_error}});
   }
   return {
     [self](dead_atom, std::vector<dead_letter>& letters) -> caf::result<caf::ok_atom> {
@@ -60,7 +61,7 @@ dead_letter_sink(dead_letter_admin_actor::stateful_pointer<dead_letter_state> se
                                        : st.open_error;
       if (!err.empty()) {
         st.failures->inc();
-        aout(self) << "dead-letters: " << err << '\n';
+        log_json("error", "dead letters not recorded", {{"reason", err}});
         return caf::make_error(caf::sec::runtime_error, "dead letters not recorded: " + err);
       }
       return caf::ok_atom_v;
@@ -140,7 +141,7 @@ dead_letter_sink(dead_letter_admin_actor::stateful_pointer<dead_letter_state> se
         st.replayed->inc(ids.size());
         if (auto err = st.store->finish_replay(ids, true); !err.empty()) {
           st.failures->inc();
-          aout(self) << "dead-letters: " << err << '\n';
+          log_json("error", "dead-letter replay bookkeeping failed", {{"reason", err}});
         }
       } else {
         st.store->finish_replay(ids, false);

@@ -5,6 +5,8 @@
 // otherwise forwards the request to s3rver, streaming UNSIGNED-PAYLOAD bodies.
 //
 // Module:  const s3 = await startS3({ bucket: 'lake', secret: 'S3RVER' });  ... await s3.stop();
+//          Outage: `await s3.stopServer()` stops s3rver and the proxy (connections to the endpoint
+//          are refused); `await s3.restartServer()` starts them again, same endpoint, same data.
 // CLI:     node s3.mjs --bucket B [--secret S] [--access-key A] [--max-put-bytes N] [--watch-stdin]
 //          prints one JSON line {"endpoint":..., "bucket":..., "accessKey":..., "dir":...} and runs
 //          until SIGTERM/SIGINT, or with --watch-stdin also until its stdin closes (so a crashed
@@ -162,11 +164,11 @@ async function startS3rver(dir, bucket) {
 }
 
 /// Starts s3rver with `bucket` and the verifying proxy; resolves to { endpoint, bucket, accessKey,
-/// dir, stats: {forwarded, rejected}, stop() }.
+/// dir, stats: {forwarded, rejected}, stop(), stopServer(), restartServer() }.
 export async function startS3({ bucket = 'lake', secret = 'S3RVER', accessKey = S3RVER_ACCESS_KEY,
   maxPutBytes = S3_MAX_PUT_BYTES } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-s3-'));
-  const upstream = await startS3rver(dir, bucket);
+  let upstream = await startS3rver(dir, bucket);
   const stats = { forwarded: 0, rejected: 0 };
   let faults = { count: 0, status: 503, code: 'SlowDown' };
 
@@ -246,22 +248,45 @@ export async function startS3({ bucket = 'lake', secret = 'S3RVER', accessKey = 
     server.once('error', reject);
     server.listen(0, '127.0.0.1', resolve);
   });
-  const endpoint = `http://127.0.0.1:${server.address().port}`;
+  const port = server.address().port;
+  const endpoint = `http://127.0.0.1:${port}`;
 
-  let stopped = null;
-  const stop = () => {
-    stopped ??= (async () => {
+  /// Closes the proxy (its port refuses connections) and stops s3rver; the data dir stays.
+  let down = null;
+  const stopServer = () => {
+    down ??= (async () => {
       await new Promise((resolve) => {
         server.close(resolve);
         server.closeAllConnections();
       });
       if (!upstream.out.exited) upstream.proc.kill('SIGTERM');
       await upstream.exit;
+    })();
+    return down;
+  };
+  /// After stopServer: starts s3rver on the same data dir and the proxy on the same port.
+  const restartServer = async () => {
+    if (!down) throw new Error('restartServer: the server is running');
+    await down;
+    upstream = await startS3rver(dir, bucket);
+    await new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    down = null;
+  };
+  let stopped = null;
+  const stop = () => {
+    stopped ??= (async () => {
+      await stopServer();
       fs.rmSync(dir, { recursive: true, force: true });
     })();
     return stopped;
   };
-  return { endpoint, bucket, accessKey, dir, stats, stop };
+  return { endpoint, bucket, accessKey, dir, stats, stop, stopServer, restartServer };
 }
 
 function parseArgs(argv) {

@@ -1,4 +1,4 @@
-#include "app/log.hpp"
+#include "actors/log.hpp"
 
 #include "messages/codec.hpp"
 
