@@ -49,6 +49,19 @@ struct ingest_log_test : actor_test {
     return log;
   }
 
+  /// Every consumer of a one-sink log records that it is done with `upto` (the log trims).
+  void all_consumers_done(const ingest_log_actor& log, log_offset upto) {
+    for (auto name : {"sink.a", "devices.0", "profiles.0"}) {
+      checkpoint cp;
+      cp.consumer = name;
+      cp.done_upto = upto;
+      spawn([log, cp](caf::event_based_actor* self) {
+        self->request(log, caf::infinite, commit_atom_v, cp).then([](caf::ok_atom) {});
+      });
+    }
+    run();
+  }
+
   void append_one(const ingest_log_actor& log, const std::string& id,
                   std::vector<ingest_outcome>& acks) {
     caf::anon_send(log, append_atom_v, request({make_event(id, "play", "d", "p", 1)}, acks));
@@ -230,15 +243,7 @@ TEST_F(ingest_log_test, the_gate_closes_while_the_stored_log_exceeds_max_log_byt
   EXPECT_EQ(metrics_.value("sluice_log_refused_events_total"), 0.0);
   auto stored = acks.size();
   // Every consumer records it is done: the log is trimmed and the gate opens.
-  for (auto name : {"sink.a", "devices.0", "profiles.0"}) {
-    checkpoint cp;
-    cp.consumer = name;
-    cp.done_upto = stored;
-    spawn([log, cp](caf::event_based_actor* self) {
-      self->request(log, caf::infinite, commit_atom_v, cp).then([](caf::ok_atom) {});
-    });
-  }
-  run();
+  all_consumers_done(log, stored);
   EXPECT_TRUE(gate->open.load());
   append_one(log, "after", acks);
   EXPECT_TRUE(acks.back().error.empty());
@@ -261,15 +266,7 @@ TEST_F(ingest_log_test, the_log_refuses_batches_near_the_map_limit_and_takes_the
   EXPECT_FALSE(gate->open.load());
   EXPECT_EQ(metrics_.value("sluice_log_refused_events_total"), 1.0);
   // The consumers' progress still commits in the room kept for it; the trim frees the log.
-  for (auto name : {"sink.a", "devices.0", "profiles.0"}) {
-    checkpoint cp;
-    cp.consumer = name;
-    cp.done_upto = stored;
-    spawn([log, cp](caf::event_based_actor* self) {
-      self->request(log, caf::infinite, commit_atom_v, cp).then([](caf::ok_atom) {});
-    });
-  }
-  run();
+  all_consumers_done(log, stored);
   EXPECT_TRUE(gate->open.load());
   append_one(log, "after", acks);
   EXPECT_TRUE(acks.back().error.empty()) << acks.back().error;
