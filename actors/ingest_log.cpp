@@ -133,6 +133,18 @@ void send_to(self_ptr self, size_t i, event_batch events, log_offset upto) {
   self->send(l.actor, dispatch_atom_v, committed_batch{std::move(events), upto});
 }
 
+// Sends one shared `(dispatch_atom, committed_batch)` message of `n` events: every all-events
+// consumer reads the same immutable copy (CAF messages are copy-on-write; the sink runners take
+// the batch by const reference and copy only the events routed to them).
+void send_shared(self_ptr self, size_t i, const caf::message& msg, size_t n, log_offset upto) {
+  auto& l = self->state.links[i];
+  l.inflight.emplace_back(upto, n);
+  l.inflight_events += n;
+  l.sent_upto = upto;
+  auto dest = caf::actor_cast<caf::strong_actor_ptr>(l.actor);
+  dest->enqueue(self->ctrl(), caf::make_message_id(), msg, self->context());
+}
+
 /// Asks the reader for the stored events after a lagging consumer's position, up to `window/2` of
 /// them, and forwards the answer; the consumer turns live once it reached the head.
 void catch_up(self_ptr self, size_t i) {
@@ -200,20 +212,27 @@ void dispatch(self_ptr self, event_batch events, log_offset upto) {
       slices(spec.filter, spec.count,
              spec.filter == consumer_spec::slice::device ? device_parts : profile_parts);
   }
-  size_t last_all = st.links.size();
-  for (size_t i = 0; i < st.links.size(); ++i)
-    if (st.deps.consumers[i].filter == consumer_spec::slice::all && st.links[i].live)
-      last_all = i;
+  const auto n_all = events.size();
+  caf::message shared; // built on first use, after the slices copied what they need
   for (size_t i = 0; i < st.links.size(); ++i) {
     auto& l = st.links[i];
     auto& spec = st.deps.consumers[i];
     if (!l.live || !l.actor)
       continue;
+    if (spec.filter == consumer_spec::slice::all) {
+      if (l.inflight_events > 0 && l.inflight_events + n_all > st.deps.window_events) {
+        l.live = false; // its window is full: it catches up from LMDB once it has room
+        continue;
+      }
+      if (shared.empty())
+        shared = caf::make_message(dispatch_atom_v, committed_batch{std::move(events), upto});
+      send_shared(self, i, shared, n_all, upto);
+      continue;
+    }
     event_batch part;
     switch (spec.filter) {
       case consumer_spec::slice::all:
-        part = i == last_all ? std::move(events) : events;
-        break;
+        break; // sent above
       case consumer_spec::slice::device:
         part = std::move(device_parts[spec.index]);
         break;

@@ -334,14 +334,16 @@ sink_actor::behavior_type sink_runner(self_ptr self, sink_runner_deps deps) {
              {{"sink", st.deps.name}, {"reason", error}});
   self->delayed_send(self, st.deps.cfg.flush_interval, tick_atom_v);
   return {
-    [self](dispatch_atom, committed_batch& batch) {
+    [self](dispatch_atom, const committed_batch& batch) {
+      // By const reference: the log sends every runner the same message; only the events routed
+      // here are copied.
       auto& st = self->state;
       size_t taken = 0;
       for (auto& e : batch.events) {
         if (e.offset <= st.deps.done_upto || !routed_here(st, e))
           continue; // delivered before a restart, or not for this sink
         st.buffer_bytes += approx_bytes(e);
-        st.buffer.push_back(std::move(e));
+        st.buffer.push_back(e);
         ++taken;
       }
       st.received->inc(taken);

@@ -68,7 +68,7 @@ secret-key = "${SECRET}"
 table = "events"
 columns = ["title_id:string", "position_ms:int64"]
 max-file-age = 1s
-; The default max-buffer-bytes (256 MiB) holds the whole outage in memory: the age flush (every
+; The default max-buffer-bytes (64 MiB) holds the outage's events in memory: the age flush (every
 ; max-file-age) is what meets the stopped store, and a failed flush opens the circuit.
 flush-interval = 100ms
 max-queued-events = 20000

@@ -39,7 +39,7 @@ struct lake_sink_config {
   caf::timespan max_file_age = std::chrono::seconds{60};
   /// When all partitions together buffer more than this, the largest are flushed first: bounds
   /// the sink's memory however many partitions late events open.
-  size_t max_buffer_bytes = size_t{256} << 20;
+  size_t max_buffer_bytes = size_t{64} << 20;
   /// Snapshots older than this are pruned (never the current one); files no remaining snapshot
   /// lists are deleted once older than this.
   caf::timespan retention = std::chrono::hours{24 * 7};
