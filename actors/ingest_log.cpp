@@ -123,26 +123,20 @@ std::string_view key_of(const event& e, consumer_spec::slice filter) {
                                                 : std::string_view{e.profile_id};
 }
 
-// Sends `events` (the consumer's slice of everything up to `upto`) and records it in flight.
-void send_to(self_ptr self, size_t i, event_batch events, log_offset upto) {
-  auto& l = self->state.links[i];
-  auto n = events.size();
-  l.inflight.emplace_back(upto, n);
-  l.inflight_events += n;
-  l.sent_upto = upto;
-  self->send(l.actor, dispatch_atom_v, committed_batch{std::move(events), upto});
-}
-
-// Sends one shared `(dispatch_atom, committed_batch)` message of `n` events: every all-events
-// consumer reads the same immutable copy (CAF messages are copy-on-write; the sink runners take
-// the batch by const reference and copy only the events routed to them).
-void send_shared(self_ptr self, size_t i, const caf::message& msg, size_t n, log_offset upto) {
+// Sends `(dispatch_atom, committed_batch)` of `n` events up to `upto` to consumer `i` and records
+// it in flight. Every all-events consumer gets the same message: CAF messages are copy-on-write,
+// and the sink runners take the batch by const reference, copying only the events they route.
+void send_to(self_ptr self, size_t i, const caf::message& msg, size_t n, log_offset upto) {
   auto& l = self->state.links[i];
   l.inflight.emplace_back(upto, n);
   l.inflight_events += n;
   l.sent_upto = upto;
   auto dest = caf::actor_cast<caf::strong_actor_ptr>(l.actor);
   dest->enqueue(self->ctrl(), caf::make_message_id(), msg, self->context());
+}
+
+caf::message dispatch_message(event_batch events, log_offset upto) {
+  return caf::make_message(dispatch_atom_v, committed_batch{std::move(events), upto});
 }
 
 /// Asks the reader for the stored events after a lagging consumer's position, up to `window/2` of
@@ -175,8 +169,9 @@ void catch_up(self_ptr self, size_t i) {
           l.live = true;
           return;
         }
-        st.caught_up->inc(batch.events.size());
-        send_to(self, i, std::move(batch.events), batch.upto);
+        auto n = batch.events.size();
+        st.caught_up->inc(n);
+        send_to(self, i, dispatch_message(std::move(batch.events), batch.upto), n, batch.upto);
         if (l.sent_upto >= head)
           l.live = true;
       },
@@ -194,7 +189,7 @@ void dispatch(self_ptr self, event_batch events, log_offset upto) {
   auto& st = self->state;
   if (!st.dispatching)
     return; // before `replay`: consumers catch up from LMDB when it starts
-  // Slices per shard kind, computed once, before `events` moves to the last all-events consumer.
+  // Slices per shard kind, computed once, before `events` moves into the shared message.
   std::vector<event_batch> device_parts, profile_parts;
   auto slices = [&](consumer_spec::slice kind, size_t count, std::vector<event_batch>& parts) {
     if (!parts.empty() || count == 0)
@@ -213,38 +208,27 @@ void dispatch(self_ptr self, event_batch events, log_offset upto) {
              spec.filter == consumer_spec::slice::device ? device_parts : profile_parts);
   }
   const auto n_all = events.size();
-  caf::message shared; // built on first use, after the slices copied what they need
+  caf::message shared; // for every all-events consumer; built on first use
   for (size_t i = 0; i < st.links.size(); ++i) {
     auto& l = st.links[i];
     auto& spec = st.deps.consumers[i];
     if (!l.live || !l.actor)
       continue;
-    if (spec.filter == consumer_spec::slice::all) {
-      if (l.inflight_events > 0 && l.inflight_events + n_all > st.deps.window_events) {
-        l.live = false; // its window is full: it catches up from LMDB once it has room
-        continue;
-      }
-      if (shared.empty())
-        shared = caf::make_message(dispatch_atom_v, committed_batch{std::move(events), upto});
-      send_shared(self, i, shared, n_all, upto);
-      continue;
-    }
-    event_batch part;
-    switch (spec.filter) {
-      case consumer_spec::slice::all:
-        break; // sent above
-      case consumer_spec::slice::device:
-        part = std::move(device_parts[spec.index]);
-        break;
-      case consumer_spec::slice::profile:
-        part = std::move(profile_parts[spec.index]);
-        break;
-    }
-    if (l.inflight_events > 0 && l.inflight_events + part.size() > st.deps.window_events) {
+    auto* part = spec.filter == consumer_spec::slice::device    ? &device_parts[spec.index]
+                 : spec.filter == consumer_spec::slice::profile ? &profile_parts[spec.index]
+                                                                : nullptr;
+    auto n = part != nullptr ? part->size() : n_all;
+    if (l.inflight_events > 0 && l.inflight_events + n > st.deps.window_events) {
       l.live = false; // its window is full: it catches up from LMDB once it has room
       continue;
     }
-    send_to(self, i, std::move(part), upto);
+    if (part != nullptr) {
+      send_to(self, i, dispatch_message(std::move(*part), upto), n, upto);
+      continue;
+    }
+    if (shared.empty())
+      shared = dispatch_message(std::move(events), upto);
+    send_to(self, i, shared, n, upto);
   }
 }
 
