@@ -47,14 +47,51 @@ sink_status file_sink::start(std::string& error) {
   auto parent = std::filesystem::path{cfg_.path}.parent_path();
   if (!parent.empty())
     std::filesystem::create_directories(parent, ec);
-  fd_ = ::open(cfg_.path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  fd_ = ::open(cfg_.path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644); // read: torn tail
   if (fd_ < 0) {
     error = fmt::format("cannot open {}: {}", cfg_.path, std::strerror(errno));
     healthy_ = false;
     return errno == EACCES || errno == EISDIR ? sink_status::error : sink_status::retry;
   }
+  if (auto err = cut_torn_tail(); !err.empty()) {
+    error = err;
+    ::close(fd_);
+    fd_ = -1;
+    healthy_ = false;
+    return sink_status::retry;
+  }
   healthy_ = true;
   return sink_status::ok;
+}
+
+std::string file_sink::cut_torn_tail() {
+  // A power loss during a write can leave part of a line at the end. Its batch's offset was never
+  // committed, so the batch comes again: drop the partial line instead of gluing the next one to it.
+  struct stat st{};
+  if (::fstat(fd_, &st) != 0)
+    return fmt::format("fstat {}: {}", cfg_.path, std::strerror(errno));
+  constexpr off_t chunk = 4096;
+  char buf[chunk];
+  off_t end = st.st_size;
+  while (end > 0) {
+    off_t from = end > chunk ? end - chunk : 0;
+    auto n = ::pread(fd_, buf, static_cast<size_t>(end - from), from);
+    if (n < 0)
+      return fmt::format("read {}: {}", cfg_.path, std::strerror(errno));
+    for (auto i = n; i > 0; --i) {
+      if (buf[i - 1] != '\n')
+        continue;
+      auto keep = from + i;
+      if (keep != st.st_size && ::ftruncate(fd_, keep) != 0)
+        return fmt::format("truncate {}: {}", cfg_.path, std::strerror(errno));
+      return {};
+    }
+    end = from;
+  }
+  // No newline at all: the whole file is one partial line.
+  if (st.st_size > 0 && ::ftruncate(fd_, 0) != 0)
+    return fmt::format("truncate {}: {}", cfg_.path, std::strerror(errno));
+  return {};
 }
 
 sink_status file_sink::write(const event_batch& events, write_report& report) {

@@ -19,8 +19,8 @@ struct file_sink_config {
 
 /// Appends events as NDJSON lines (envelope, `offset`, `ingest_ts`, `node`, attributes).
 ///
-/// Lifecycle: `start` creates parent directories and opens the file with O_APPEND; `stop` closes
-/// it. Concurrency: driven by one sink runner, never concurrently. Limits: one file, no rotation;
+/// Lifecycle: `start` creates parent directories, opens the file with O_APPEND and cuts a partial
+/// last line (a power loss mid-write; its batch is replayed); `stop` closes it. Concurrency: driven by one sink runner, never concurrently. Limits: one file, no rotation;
 /// a failed write is truncated back to the size before the batch so a retry does not leave a torn
 /// line. Guarantee: at-least-once; after a crash between the write and the offset commit the same
 /// lines are written again, each carrying its `offset` so duplicates can be removed downstream.
@@ -38,6 +38,9 @@ public:
   }
 
 private:
+  /// Truncates a partial last line (left by a power loss mid-write); returns an error text or "".
+  std::string cut_torn_tail();
+
   file_sink_config cfg_;
   std::string node_;
   std::string buffer_;

@@ -1,0 +1,76 @@
+// The file sink's own behaviour beyond the compliance suite.
+
+#include "actors/sinks/file/file_sink.hpp"
+#include "messages/codec.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+using namespace sluice;
+
+namespace {
+
+struct file_sink_test : ::testing::Test {
+  std::filesystem::path dir;
+  file_sink_test() {
+    char tmpl[] = "/tmp/sluice-file-sink-XXXXXX";
+    dir = ::mkdtemp(tmpl);
+  }
+  ~file_sink_test() override {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+  std::string path() const {
+    return (dir / "events.ndjson").string();
+  }
+  void put(const std::string& content) {
+    std::ofstream{path(), std::ios::binary} << content;
+  }
+  std::string content() const {
+    std::ifstream in{path(), std::ios::binary};
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+  std::unique_ptr<file_sink> started() {
+    file_sink_config cfg;
+    cfg.path = path();
+    auto s = std::make_unique<file_sink>(cfg, "node-1");
+    std::string error;
+    EXPECT_EQ(s->start(error), sink_status::ok) << error;
+    return s;
+  }
+};
+
+TEST_F(file_sink_test, a_partial_last_line_left_by_a_power_loss_is_cut_at_start) {
+  put("{\"id\":\"a\"}\n{\"id\":\"b\"}\n{\"id\":\"c\",\"ty");
+  auto s = started();
+  EXPECT_EQ(content(), "{\"id\":\"a\"}\n{\"id\":\"b\"}\n");
+  // The replayed batch then starts on a line of its own.
+  auto d = decode_json(R"({"id":"c","type":"play","device_id":"d","ts":1})", 1);
+  ASSERT_TRUE(d.ok());
+  d.events[0].offset = 3;
+  write_report report;
+  ASSERT_EQ(s->write(d.events, report), sink_status::ok) << report.error;
+  auto text = content();
+  EXPECT_EQ(text.rfind("{\"id\":\"a\"}\n{\"id\":\"b\"}\n{", 0), 0u) << text;
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 3);
+}
+
+TEST_F(file_sink_test, a_file_of_whole_lines_is_left_as_it_is) {
+  put("{\"id\":\"a\"}\n");
+  auto s = started();
+  EXPECT_EQ(content(), "{\"id\":\"a\"}\n");
+}
+
+TEST_F(file_sink_test, a_file_holding_only_a_partial_line_is_emptied) {
+  put(std::string(10000, 'x'));
+  auto s = started();
+  EXPECT_EQ(content(), "");
+}
+
+} // namespace
