@@ -118,11 +118,6 @@ void update_gauges(self_ptr self) {
   update_gate(self);
 }
 
-std::string_view key_of(const event& e, consumer_spec::slice filter) {
-  return filter == consumer_spec::slice::device ? std::string_view{e.device_id}
-                                                : std::string_view{e.profile_id};
-}
-
 // Sends `(dispatch_atom, committed_batch)` of `n` events up to `upto` to consumer `i` and records
 // it in flight. Every all-events consumer gets the same message: CAF messages are copy-on-write,
 // and the sink runners take the batch by const reference, copying only the events they route.
@@ -196,7 +191,7 @@ void dispatch(self_ptr self, event_batch events, log_offset upto) {
       return;
     parts.resize(count);
     for (auto& e : events) {
-      auto key = key_of(e, kind);
+      auto key = consumer_spec::key(kind, e.device_id, e.profile_id);
       if (!key.empty())
         parts[shard_index(key, count)].push_back(e);
     }

@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -35,6 +36,12 @@ struct consumer_spec {
   slice filter = slice::all;
   size_t index = 0;
   size_t count = 1;
+
+  /// The key a shard slice partitions by (`device_id` or `profile_id`); unused for `all`.
+  static std::string_view key(slice filter, std::string_view device_id,
+                              std::string_view profile_id) {
+    return filter == slice::device ? device_id : profile_id;
+  }
 };
 
 /// Everything the ingest log needs at spawn.

@@ -38,7 +38,7 @@ log_reader(log_reader_actor::stateful_pointer<log_reader_state> self,
       log_filter keep;
       if (slice != consumer_spec::slice::all)
         keep = [slice, index, count](std::string_view device, std::string_view profile) {
-          auto key = slice == consumer_spec::slice::device ? device : profile;
+          auto key = consumer_spec::key(slice, device, profile);
           return !key.empty() && shard_index(key, count) == index;
         };
       event_batch decoded;
