@@ -9,6 +9,7 @@ APT_PACKAGES=(
   libcaf-dev libboost-dev libmsgpack-cxx-dev liblmdb-dev libfmt-dev libspdlog-dev
   libsimdjson-dev libssl-dev libzstd-dev libsnappy-dev libcurl4-openssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  libhyperscan-dev libre2-dev zlib1g-dev libcsv-dev
   prometheus wrk curl strace
 )
 # node (with npm) may already come from elsewhere (nodesource bundles npm); Debian's only when absent.
