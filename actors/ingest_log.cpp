@@ -5,6 +5,7 @@
 #include "actors/log_reader.hpp"
 #include "actors/metrics.hpp"
 #include "actors/placement.hpp"
+#include "actors/route_history.hpp"
 #include "messages/codec.hpp"
 #include "persistence/lmdb.hpp"
 #include "persistence/log_store.hpp"
@@ -269,6 +270,18 @@ void run_commit(self_ptr self) {
   std::vector<std::pair<log_offset, log_offset>> ranges;
   uint64_t bytes = 0;
   size_t trimmed = 0;
+  if (st.sessions) { // session ids go into the events before they are encoded, once per commit
+    st.sessions->begin();
+    try {
+      for (auto& req : st.pending)
+        st.sessions->assign(req.events);
+    } catch (const std::exception& e) { // reading a device's stored session failed
+      log_json("error", "session assignment failed", {{"reason", e.what()}});
+      fail_pending(self, std::string{"session assignment failed: "} + e.what());
+      update_gate(self);
+      return;
+    }
+  }
   for (;;) {
     ranges.clear();
     trimmed = 0;
@@ -284,6 +297,8 @@ void run_commit(self_ptr self) {
         ranges.emplace_back(first, first + req.events.size() - 1);
         bytes += st.encode_buffer.size();
       }
+      if (st.sessions && !st.pending.empty())
+        st.sessions->write(txn); // session state lands with the events that moved it
       for (auto& [cp, rp] : st.pending_checkpoints) {
         auto db = db_of(cp.space);
         for (auto& [key, value] : cp.entries) {
@@ -328,6 +343,8 @@ void run_commit(self_ptr self) {
       return;
     }
   }
+  if (st.sessions && !st.pending.empty())
+    st.sessions->commit();
   auto elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started);
   st.commit_latency->observe(elapsed.count());
   st.group_size->observe(static_cast<double>(st.pending.size()));
@@ -378,6 +395,8 @@ ingest_log_actor::behavior_type ingest_log(self_ptr self, ingest_log_deps deps) 
   st.deps = std::move(deps);
   st.log = std::make_unique<persistence::log_store>(*st.deps.env);
   st.log->open();
+  if (st.deps.sessions.enabled)
+    st.sessions = std::make_unique<persistence::session_tracker>(*st.deps.env, st.deps.sessions);
   {
     persistence::read_txn txn{*st.deps.env};
     for (auto& spec : st.deps.consumers)
@@ -419,6 +438,9 @@ ingest_log_actor::behavior_type ingest_log(self_ptr self, ingest_log_deps deps) 
                                    "Client batches per group commit",
                                    {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024});
   update_gauges(self);
+  if (st.deps.routes) // before anything is dispatched: every event sees the routes of its offset
+    open_route_history(*st.deps.routes, st.deps.config_routes_text, st.log->stats().next_offset,
+                       lowest_consumer_offset(self));
   if (st.deps.env->mode() == persistence::durability::periodic)
     self->delayed_send(self, st.deps.sync_interval, sync_atom_v);
   return {
@@ -479,6 +501,18 @@ ingest_log_actor::behavior_type ingest_log(self_ptr self, ingest_log_deps deps) 
       for (size_t i = 0; i < st.links.size(); ++i)
         catch_up(self, i);
       return head > lowest ? head - lowest : 0;
+    },
+    [self](route_atom, route_swap_request& req) {
+      // Between commits: whatever is pending gets offsets >= next_offset and is dispatched after
+      // the publish below, so no event is routed by a half-applied set.
+      auto& st = self->state;
+      if (!st.deps.routes) {
+        req.reply("this node has no route registry", false, 0, 0);
+        return;
+      }
+      auto res = swap_routes(*st.deps.routes, req.text, req.comment, st.log->stats().next_offset,
+                             lowest_consumer_offset(self));
+      req.reply(std::move(res.error), res.invalid, res.version, res.effective_from);
     },
     [self](drain_atom) -> caf::result<caf::ok_atom> {
       run_commit(self);

@@ -3,6 +3,7 @@
 #include "actors/admission.hpp"
 #include "actors/interfaces.hpp"
 #include "persistence/log_store.hpp"
+#include "persistence/session_store.hpp"
 
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_response_promise.hpp>
@@ -21,6 +22,7 @@ class metrics_registry;
 class counter;
 class gauge;
 class histogram;
+class route_registry;
 
 /// One consumer of the log as the log sees it: the offset key it records and which events it
 /// receives.
@@ -64,6 +66,13 @@ struct ingest_log_deps {
   std::shared_ptr<admission> gate;
   /// Run the log reader (spawned and linked by the log) on its own thread.
   bool detached_reader = false;
+  /// Hot reload of routes (may be null in tests): the log decides the routes in effect at start
+  /// (`open_route_history`) and handles swaps between commits (`swap_routes`).
+  std::shared_ptr<route_registry> routes;
+  /// The config file's routes as INI text (see `render_routes_ini`).
+  std::string config_routes_text;
+  /// Session ids assigned at append (see `persistence::session_tracker`); off unless enabled.
+  persistence::session_options sessions{false};
 };
 
 /// State of the ingest log: the node's single LMDB writer and the dispatcher of what it stored.
@@ -107,6 +116,8 @@ struct ingest_log_state {
 
   ingest_log_deps deps;
   std::unique_ptr<persistence::log_store> log;
+  /// Assigns `session_id` to appended events; null when sessions are off.
+  std::unique_ptr<persistence::session_tracker> sessions;
   std::vector<ingest_request> pending;
   size_t pending_events = 0;
   std::vector<std::pair<checkpoint, caf::typed_response_promise<caf::ok_atom>>> pending_checkpoints;

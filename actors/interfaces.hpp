@@ -39,7 +39,10 @@ using ingest_log_actor = caf::typed_actor<
   /// consumer offset.
   caf::replies_to<replay_atom>::with<uint64_t>,
   /// Commits what is pending, then drains every consumer; answers when all are durable.
-  caf::replies_to<drain_atom>::with<caf::ok_atom>>;
+  caf::replies_to<drain_atom>::with<caf::ok_atom>,
+  /// Hot reload: stores new routes as a version effective from the next offset and publishes
+  /// them before dispatching any event they route; answers through the request's callback.
+  caf::reacts_to<route_atom, route_swap_request>>;
 
 /// Reads the stored log for consumers that catch up, off the writer's thread: answers the events
 /// after `from` that a consumer with filter (slice, index, count) receives, at most `max_events`
@@ -65,6 +68,14 @@ using shard_actor = consumer_actor::extend<
   /// An entity's new state after the batch ending at `upto`: (key, upto, state).
   caf::reacts_to<applied_atom, std::string, log_offset, std::string>,
   /// Internal: checkpoint dirty state and passivate idle entities.
+  caf::reacts_to<tick_atom>>;
+
+/// The aggregator: a consumer of every event that keeps trending titles, popular genres and
+/// co-completion counts (actors/aggregator.hpp).
+using aggregator_actor = consumer_actor::extend<
+  /// Answers a trending, genres or also-watched query with a JSON document through the callback.
+  caf::reacts_to<query_atom, aggregate_query, query_reply>,
+  /// Internal: checkpoint the changed state with the offset.
   caf::reacts_to<tick_atom>>;
 
 /// A sink runner: a log consumer that keeps the events its routes send to its sink, batches,

@@ -1,5 +1,6 @@
 #include "actors/node.hpp"
 
+#include "actors/aggregator.hpp"
 #include "actors/device_actor.hpp"
 #include "actors/ingest_log.hpp"
 #include "actors/metrics.hpp"
@@ -44,6 +45,7 @@ node_handles spawn_node(caf::actor_system& sys, persistence::environment& env,
                         metrics_registry& metrics, const node_options& opts) {
   node_handles h;
   h.gate = std::make_shared<admission>();
+  h.catalog = opts.catalog ? opts.catalog : std::make_shared<catalog_holder>();
   ingest_log_deps log_deps;
   log_deps.env = &env;
   log_deps.metrics = &metrics;
@@ -53,6 +55,7 @@ node_handles spawn_node(caf::actor_system& sys, persistence::environment& env,
   log_deps.max_pending_events = opts.max_pending_events;
   log_deps.gate = h.gate;
   log_deps.detached_reader = opts.detached_io;
+  log_deps.sessions = opts.sessions;
   for (auto& s : opts.sinks)
     log_deps.consumers.push_back({"sink." + s.name, consumer_spec::slice::all, 0, 1});
   for (size_t i = 0; i < opts.device_shards; ++i)
@@ -61,12 +64,27 @@ node_handles spawn_node(caf::actor_system& sys, persistence::environment& env,
   for (size_t i = 0; i < opts.profile_shards; ++i)
     log_deps.consumers.push_back(
       {"profiles." + std::to_string(i), consumer_spec::slice::profile, i, opts.profile_shards});
+  log_deps.consumers.push_back({aggregator_consumer, consumer_spec::slice::all, 0, 1});
+  if (opts.versioned_routes) {
+    std::vector<std::string> sink_names;
+    for (auto& s : opts.sinks)
+      sink_names.push_back(s.name);
+    h.routes = std::make_shared<route_registry>(&env, std::move(sink_names), &metrics,
+                                                opts.pii_secret_set);
+    log_deps.routes = h.routes;
+    log_deps.config_routes_text = opts.routes_text;
+  }
   h.log = spawn_io(sys, opts.detached_io, ingest_log, std::move(log_deps));
 
   auto dl_path = (std::filesystem::path{opts.data_dir} / "dead-letters" / "dead-letters.ndjson")
                    .string();
+  auto pii = opts.pii;
+  if (!pii) {
+    std::string pii_error;
+    pii = pii_detector::make(pii_options{}, pii_error);
+  }
   h.dead_letters = spawn_io(sys, opts.detached_io, dead_letter_sink, dl_path, opts.node_name,
-                            &metrics);
+                            &metrics, pii);
   caf::anon_send(h.dead_letters, connect_atom_v, h.log);
   auto routes = std::make_shared<const route_table>(opts.routes);
   for (size_t i = 0; i < opts.sinks.size(); ++i) {
@@ -79,7 +97,9 @@ node_handles spawn_node(caf::actor_system& sys, persistence::environment& env,
     deps.dead_letters = h.dead_letters;
     deps.metrics = &metrics;
     deps.routes = routes;
+    deps.registry = h.routes;
     deps.sink_index = i;
+    deps.pii = pii;
     deps.count_unrouted = i == 0;
     deps.done_upto = stored_offset(env, "sink." + spec.name);
     h.sinks.push_back(spawn_io(sys, opts.detached_io, sink_runner, std::move(deps)));
@@ -110,8 +130,17 @@ node_handles spawn_node(caf::actor_system& sys, persistence::environment& env,
   profiles.name = "profile";
   profiles.space = state_space::profiles;
   profiles.key_of = [](const event& e) -> std::string_view { return e.profile_id; };
-  profiles.spawn = [popts = opts.profiles](caf::actor_system& sys, const std::string& key,
-                                           std::string stored) {
+  auto popts = opts.profiles;
+  popts.late_events = &metrics.get_counter(
+    "sluice_profile_late_events_total",
+    "playback events older than their profile's newest minus profiles.reorder-horizon: not in "
+    "watch time");
+  popts.invalid_playback = &metrics.get_counter(
+    "sluice_profile_invalid_playback_events_total",
+    "play/pause/stop/heartbeat events without a string title_id or a numeric position_ms: not in "
+    "profile state");
+  popts.catalog = h.catalog;
+  profiles.spawn = [popts](caf::actor_system& sys, const std::string& key, std::string stored) {
     return sys.spawn<caf::lazy_init>(profile_actor, key, std::move(stored), popts);
   };
   make_shards(devices, opts.device_shards, h.device_shards);
@@ -121,6 +150,19 @@ node_handles spawn_node(caf::actor_system& sys, persistence::environment& env,
   std::vector<consumer_actor> consumers(h.sinks.begin(), h.sinks.end());
   consumers.insert(consumers.end(), h.device_shards.begin(), h.device_shards.end());
   consumers.insert(consumers.end(), h.profile_shards.begin(), h.profile_shards.end());
+  {
+    aggregator_deps deps;
+    deps.log = h.log;
+    deps.env = &env;
+    deps.metrics = &metrics;
+    deps.catalog = h.catalog;
+    deps.options = opts.aggregates;
+    deps.options.completion_ratio = opts.profiles.completion_ratio;
+    deps.checkpoint_interval = opts.checkpoint_interval;
+    h.aggregates = deps.options;
+    h.aggregator = sys.spawn(aggregator, std::move(deps));
+  }
+  consumers.push_back(h.aggregator);
   caf::anon_send(h.log, connect_atom_v, std::move(consumers));
   return h;
 }

@@ -1,10 +1,14 @@
 #pragma once
 
 #include "actors/admission.hpp"
+#include "actors/aggregate_model.hpp"
+#include "actors/catalog.hpp"
 #include "actors/interfaces.hpp"
 #include "actors/profile_model.hpp"
+#include "actors/route_history.hpp"
 #include "actors/route_table.hpp"
 #include "actors/sinks/registry.hpp"
+#include "persistence/session_store.hpp"
 
 #include <caf/fwd.hpp>
 
@@ -25,12 +29,29 @@ struct node_options {
   std::string data_dir = "data";
   std::vector<sink_spec> sinks;
   route_table routes;
+  /// Routes are versioned in LMDB and hot-reloadable (see `route_registry`); `routes_text` (the
+  /// config file's routes as INI text, `render_routes_ini`) is their first version. False:
+  /// `routes` are fixed (tests).
+  bool versioned_routes = false;
+  std::string routes_text;
+  /// A PII secret is configured: swapped routes may hash (`check_route_secret`).
+  bool pii_secret_set = false;
+  /// PII detector of the route actions (`[pii]`, built by the config); spawn_node makes one with
+  /// the defaults (every kind, every string, no secret) when null.
+  std::shared_ptr<const pii_detector> pii;
   size_t device_shards = 2;
   size_t profile_shards = 2;
   caf::timespan idle_timeout = std::chrono::minutes{5};
   caf::timespan checkpoint_interval = std::chrono::milliseconds{200};
   caf::timespan sync_interval = std::chrono::seconds{1};
   profile_options profiles;
+  /// Trending, genres and co-watch (`completion_ratio` is taken from `profiles`).
+  aggregate_options aggregates;
+  /// The title catalog, shared with the actors and the gateway; swapped on reload. spawn_node
+  /// makes an empty one when null.
+  std::shared_ptr<catalog_holder> catalog;
+  /// Session ids assigned by the ingest log at append (`[sessions]`); off unless enabled.
+  persistence::session_options sessions{false};
   /// Flow control and backpressure (see `ingest_log_state`).
   size_t consumer_window_events = 32768;
   uint64_t max_log_bytes = 0;
@@ -49,6 +70,13 @@ struct node_handles {
   std::vector<shard_actor> profile_shards;
   std::vector<sink_actor> sinks;
   dead_letter_admin_actor dead_letters;
+  /// Trending titles, popular genres, also-watched; and its options (query validation).
+  aggregator_actor aggregator;
+  aggregate_options aggregates;
+  /// Route versions (hot reload); null unless `node_options::versioned_routes`.
+  std::shared_ptr<route_registry> routes;
+  /// The title catalog (never null): `catalog->get()` for the current one, `reload` on SIGHUP.
+  std::shared_ptr<catalog_holder> catalog;
 
   /// The shard owning `key` among `shards`.
   static const shard_actor& owner(const std::vector<shard_actor>& shards, std::string_view key);

@@ -2,11 +2,15 @@
 
 #include "messages/codec.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <new>
 #include <optional>
 
 #include <fmt/format.h>
+#include <msgpack.hpp>
+#include <re2/re2.h>
 
 namespace sluice {
 
@@ -63,6 +67,7 @@ private:
 
   int32_t fail(std::string what) {
     if (error_.empty()) {
+      error_offset_ = std::min(pos_, text_.size());
       size_t line = 1, col = 1;
       for (size_t i = 0; i < pos_ && i < text_.size(); ++i) {
         if (text_[i] == '\n') {
@@ -203,6 +208,30 @@ private:
       }
       return push(std::move(n));
     }
+    if (keyword("matches")) {
+      n.kind = op::matches;
+      skip_ws();
+      size_t start = pos_;
+      literal lit;
+      if (!parse_literal(lit))
+        return -1;
+      if (lit.type != literal::kind::string) {
+        pos_ = start;
+        return fail("expected a quoted regular expression after 'matches', e.g. matches "
+                    "\"^E[0-9]+$\"");
+      }
+      RE2::Options options;
+      options.set_log_errors(false);
+      auto re = std::make_shared<const RE2>(lit.s, options);
+      if (!re->ok()) {
+        pos_ = start;
+        return fail(fmt::format("invalid regular expression \"{}\": {} (RE2 syntax)", lit.s,
+                                re->error()));
+      }
+      n.regex = std::move(re);
+      n.values.push_back(std::move(lit));
+      return push(std::move(n));
+    }
     static constexpr std::pair<std::string_view, op> ops[] = {
       {"==", op::eq}, {"!=", op::ne}, {"<=", op::le}, {">=", op::ge}, {"<", op::lt}, {">", op::gt},
     };
@@ -220,7 +249,7 @@ private:
         return fail("'=' is not a comparison; use '==' to compare");
       }
       return fail(fmt::format("expected a comparison after '{}' (==, !=, <, <=, >, >=, in [...], "
-                              "exists)",
+                              "matches \"regex\", exists)",
                               n.source == predicate::field::attr ? n.path : field_name(n.source)));
     }
     literal lit;
@@ -358,13 +387,22 @@ private:
   predicate& out_;
   size_t pos_ = 0;
   std::string error_;
+
+public:
+  size_t error_offset_ = 0;
 };
 
 bool predicate::compile(std::string_view text, std::string& error) {
+  size_t offset = 0;
+  return compile(text, error, offset);
+}
+
+bool predicate::compile(std::string_view text, std::string& error, size_t& error_offset) {
   nodes_.clear();
   root_ = -1;
   predicate_parser parser{text, *this};
   if (!parser.run(error)) {
+    error_offset = parser.error_offset_;
     nodes_.clear();
     root_ = -1;
     return false;
@@ -373,7 +411,226 @@ bool predicate::compile(std::string_view text, std::string& error) {
 }
 
 bool predicate::eval(const event& e) const {
-  return root_ < 0 || eval_node(root_, e);
+  return root_ < 0 || eval_node(root_, e, nullptr);
+}
+
+bool predicate::eval(const event& e, const attr_slot* slots) const {
+  return root_ < 0 || eval_node(root_, e, slots);
+}
+
+void predicate::assign_slots(std::vector<std::string>& paths) {
+  for (auto& n : nodes_) {
+    if (n.source != field::attr || n.path.empty())
+      continue;
+    auto i = std::find(paths.begin(), paths.end(), n.path);
+    n.slot = static_cast<int32_t>(i - paths.begin());
+    if (i == paths.end())
+      paths.push_back(n.path);
+  }
+}
+
+namespace {
+
+// Resolves attribute paths in one msgpack-c SAX pass (see `resolve_attr_slots`).
+struct slot_visitor : msgpack::null_visitor {
+  static constexpr size_t max_depth = 32;
+  const std::vector<std::string>* paths = nullptr;
+  attr_slot* slots = nullptr;
+  size_t missing = 0;
+  // The dotted path of the current key, and its length at each map level.
+  std::string path;
+  size_t base[max_depth] = {};
+  size_t depth = 0;
+  // Inside an array (or too deep): no paths there.
+  size_t opaque = 0;
+  bool in_key = false;
+  bool key_ok = false;
+
+  void init() {
+    path.clear();
+    depth = 0;
+    nframes = 0;
+    overflow = 0;
+    opaque = 0;
+    in_key = false;
+    key_ok = false;
+  }
+
+  // The value of the current key is `v`.
+  void found(const attr_value& v) {
+    if (opaque > 0 || !key_ok || depth == 0 || missing == 0)
+      return;
+    for (size_t i = 0; i < paths->size(); ++i) {
+      if (!slots[i].found && (*paths)[i] == path) {
+        slots[i].found = true;
+        slots[i].value = v;
+        --missing;
+      }
+    }
+  }
+  bool scalar(attr_value v) {
+    if (!in_key)
+      found(v);
+    else
+      key_ok = false; // a non-string key never matches
+    return true;
+  }
+  bool visit_nil() {
+    return scalar({});
+  }
+  bool visit_boolean(bool b) {
+    attr_value v;
+    v.type = attr_value::kind::boolean;
+    v.b = b;
+    return scalar(v);
+  }
+  bool visit_positive_integer(uint64_t u) {
+    attr_value v;
+    if (u <= static_cast<uint64_t>(INT64_MAX)) {
+      v.type = attr_value::kind::integer;
+      v.i = static_cast<int64_t>(u);
+    } else {
+      v.type = attr_value::kind::other; // does not fit attr_value's int64
+    }
+    return scalar(v);
+  }
+  bool visit_negative_integer(int64_t i) {
+    attr_value v;
+    v.type = attr_value::kind::integer;
+    v.i = i;
+    return scalar(v);
+  }
+  bool visit_float32(float f) {
+    return visit_float64(f);
+  }
+  bool visit_float64(double d) {
+    attr_value v;
+    v.type = attr_value::kind::floating;
+    v.d = d;
+    return scalar(v);
+  }
+  bool visit_str(const char* p, uint32_t n) {
+    if (in_key) {
+      if (opaque == 0 && depth > 0) {
+        path.resize(base[depth - 1]);
+        if (!path.empty())
+          path += '.';
+        path.append(p, n);
+        key_ok = true;
+      }
+      return true;
+    }
+    attr_value v;
+    v.type = attr_value::kind::string;
+    v.s = std::string_view{p, n};
+    found(v);
+    return true;
+  }
+  bool other() {
+    attr_value v;
+    v.type = attr_value::kind::other;
+    return scalar(v);
+  }
+  bool visit_bin(const char*, uint32_t) {
+    return other();
+  }
+  bool visit_ext(const char*, uint32_t) {
+    return other();
+  }
+  // Containers: a map under a matchable key is a level of the path; arrays, maps as keys, maps
+  // under non-string keys or too deep are opaque (nothing inside them is matched).
+  static constexpr size_t max_frames = 64;
+  enum frame : uint8_t { level, opaque_frame };
+  frame frames[max_frames] = {};
+  size_t nframes = 0;
+  size_t overflow = 0;
+  void push(frame f) {
+    if (f == opaque_frame)
+      ++opaque;
+    if (nframes < max_frames) {
+      frames[nframes++] = f;
+    } else {
+      ++overflow;
+      if (f == level) { // never deeper than max_depth levels: count it as opaque
+        ++opaque;
+        --depth;
+      }
+    }
+  }
+  void pop() {
+    if (overflow > 0) {
+      --overflow;
+      --opaque;
+      return;
+    }
+    if (frames[--nframes] == opaque_frame) {
+      --opaque;
+    } else {
+      --depth;
+      path.resize(base[depth]);
+    }
+  }
+  bool start_array(uint32_t) {
+    other();
+    push(opaque_frame);
+    return true;
+  }
+  bool end_array() {
+    pop();
+    return true;
+  }
+  bool start_map(uint32_t) {
+    bool root = nframes == 0 && overflow == 0;
+    if (!root)
+      other();
+    if (opaque == 0 && depth < max_depth && (root || (!in_key && key_ok))) {
+      base[depth] = path.size();
+      ++depth;
+      push(level);
+    } else {
+      push(opaque_frame);
+    }
+    return true;
+  }
+  bool end_map() {
+    pop();
+    return true;
+  }
+  bool start_map_key() {
+    in_key = true;
+    key_ok = false;
+    return true;
+  }
+  bool end_map_key() {
+    in_key = false;
+    return true;
+  }
+  void parse_error(size_t, size_t) {
+  }
+  void insufficient_bytes(size_t, size_t) {
+  }
+};
+
+} // namespace
+
+bool resolve_attr_slots(std::string_view attrs, const std::vector<std::string>& paths,
+                        attr_slot* slots) {
+  if (paths.size() > max_attr_slots)
+    return false;
+  for (size_t i = 0; i < paths.size(); ++i)
+    new (&slots[i]) attr_slot{};
+  if (attrs.empty() || paths.empty())
+    return true;
+  // One visitor and parser per thread: the parser's stack keeps its capacity across events.
+  thread_local slot_visitor visitor;
+  thread_local msgpack::v3::detail::parse_helper<slot_visitor> parser{visitor};
+  visitor.paths = &paths;
+  visitor.slots = slots;
+  visitor.missing = paths.size();
+  parser.init();
+  size_t off = 0;
+  auto ret = parser.execute(attrs.data(), attrs.size(), off);
+  return ret == msgpack::PARSE_SUCCESS || ret == msgpack::PARSE_EXTRA_BYTES;
 }
 
 namespace {
@@ -387,7 +644,8 @@ struct view {
   std::string_view s;
 };
 
-std::optional<view> read_field(const predicate::node& n, const event& e) {
+std::optional<view> read_field(const predicate::node& n, const event& e,
+                               const attr_slot* slots) {
   view v;
   switch (n.source) {
     case predicate::field::id: v.type = attr_value::kind::string; v.s = e.id; return v;
@@ -412,7 +670,15 @@ std::optional<view> read_field(const predicate::node& n, const event& e) {
       v.i = static_cast<int64_t>(e.offset);
       return v;
     case predicate::field::attr: {
-      auto a = find_attr(e.attrs, n.path);
+      std::optional<attr_value> a;
+      if (slots != nullptr && n.slot >= 0) {
+        auto& slot = slots[n.slot];
+        if (!slot.found)
+          return std::nullopt;
+        a = slot.value;
+      } else {
+        a = find_attr(e.attrs, n.path);
+      }
       if (!a)
         return std::nullopt;
       v.type = a->type;
@@ -468,19 +734,24 @@ std::optional<int> compare(const view& v, const predicate::literal& lit) {
 
 } // namespace
 
-bool predicate::eval_node(int32_t index, const event& e) const {
+bool predicate::eval_node(int32_t index, const event& e, const attr_slot* slots) const {
   const auto& n = nodes_[static_cast<size_t>(index)];
   switch (n.kind) {
     case op::always: return true;
-    case op::and_: return eval_node(n.lhs, e) && eval_node(n.rhs, e);
-    case op::or_: return eval_node(n.lhs, e) || eval_node(n.rhs, e);
-    case op::not_: return !eval_node(n.lhs, e);
+    case op::and_: return eval_node(n.lhs, e, slots) && eval_node(n.rhs, e, slots);
+    case op::or_: return eval_node(n.lhs, e, slots) || eval_node(n.rhs, e, slots);
+    case op::not_: return !eval_node(n.lhs, e, slots);
     case op::exists: {
-      auto v = read_field(n, e);
+      auto v = read_field(n, e, slots);
       return v && v->type != attr_value::kind::nil;
     }
+    case op::matches: {
+      auto v = read_field(n, e, slots);
+      return v && v->type == attr_value::kind::string
+             && RE2::PartialMatch(re2::StringPiece(v->s.data(), v->s.size()), *n.regex);
+    }
     case op::in: {
-      auto v = read_field(n, e);
+      auto v = read_field(n, e, slots);
       if (!v)
         return false;
       for (auto& lit : n.values)
@@ -490,7 +761,7 @@ bool predicate::eval_node(int32_t index, const event& e) const {
     }
     default: break;
   }
-  auto v = read_field(n, e);
+  auto v = read_field(n, e, slots);
   if (!v) {
     // An absent field equals null and differs from everything else.
     bool is_null = n.values[0].type == literal::kind::null;

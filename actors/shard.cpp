@@ -58,32 +58,34 @@ void checkpoint_now(self_ptr self) {
   cp.space = st.deps.kind.space;
   cp.consumer = st.consumer;
   cp.done_upto = st.completed_upto;
-  auto versions = std::make_shared<std::vector<std::pair<std::string, uint64_t>>>();
-  cp.entries.reserve(st.dirty.size());
-  versions->reserve(st.dirty.size());
-  for (auto& [key, vs] : st.dirty) {
-    versions->emplace_back(key, vs.first);
-    cp.entries.emplace_back(key, std::move(vs.second));
-  }
+  // The states sent stay here until the commit answers: a failed commit puts them back into
+  // `dirty`, so a later checkpoint cannot move the offset past state it never wrote.
+  auto sent = std::make_shared<decltype(st.dirty)>(std::move(st.dirty));
   st.dirty.clear();
+  cp.entries.reserve(sent->size());
+  for (auto& [key, vs] : *sent)
+    cp.entries.emplace_back(key, vs.second);
   st.checkpointing = true;
   auto upto = cp.done_upto;
   self->request(st.deps.log, caf::infinite, commit_atom_v, std::move(cp))
     .then(
-      [self, versions, upto](caf::ok_atom) {
+      [self, sent, upto](caf::ok_atom) {
         auto& st = self->state;
         st.checkpointing = false;
         st.deps.done_upto = std::max(st.deps.done_upto, upto);
-        for (auto& [key, version] : *versions)
+        for (auto& [key, vs] : *sent)
           if (auto i = st.entities.find(key); i != st.entities.end())
-            i->second.committed = std::max(i->second.committed, version);
+            i->second.committed = std::max(i->second.committed, vs.first);
         try_finish_drains(self);
       },
-      [self](caf::error& err) {
-        // The states stay uncommitted: their entities are not passivated, and the log replays the
-        // events after a restart.
+      [self, sent](caf::error& err) {
+        // The states stay uncommitted: their entities are not passivated, the next checkpoint
+        // writes them again (unless a newer state is already waiting), and until then the offset
+        // does not pass them.
         auto& st = self->state;
         st.checkpointing = false;
+        for (auto& [key, vs] : *sent)
+          st.dirty.emplace(key, std::move(vs)); // keeps a newer state already in dirty
         st.failures->inc();
         log_json("error", "shard checkpoint failed (state stays uncommitted and is replayed)",
                  {{"consumer", st.consumer}, {"reason", to_string(err)}});

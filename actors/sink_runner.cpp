@@ -258,21 +258,92 @@ void flush(self_ptr self, bool final = false) {
     flush_target(self, final);
 }
 
-/// Whether routes send `e` to this sink; counts route matches this runner owns.
-bool routed_here(sink_runner_state& st, const event& e) {
-  bool here = false;
-  bool any = st.deps.routes->match(e, [&](size_t r) {
-    here = here || st.route_here[r];
-    if (st.route_matched[r] != nullptr)
-      st.route_matched[r]->inc();
+/// This runner's view of one route version: which routes name its sink, which counters it owns.
+sink_runner_state::route_view make_view(sink_runner_state& st,
+                                        std::shared_ptr<const route_table> table) {
+  sink_runner_state::route_view v;
+  v.table = std::move(table);
+  auto& m = *st.deps.metrics;
+  auto idx = st.deps.sink_index;
+  for (auto& r : v.table->routes) {
+    v.here.push_back(std::find(r.sinks.begin(), r.sinks.end(), idx) != r.sinks.end());
+    bool counts = !r.sinks.empty() && r.sinks.front() == idx;
+    v.matched.push_back(counts ? &m.get_counter("sluice_events_routed_total",
+                                                "Events that matched a route", {{"route", r.name}})
+                               : nullptr);
+  }
+  auto& um = v.table->unmatched_sinks;
+  v.unmatched_here = std::find(um.begin(), um.end(), idx) != um.end();
+  if (!um.empty() && um.front() == idx)
+    v.unmatched = &m.get_counter("sluice_events_routed_total", "Events that matched a route",
+                                 {{"route", unmatched_route}});
+  if (um.empty() && st.deps.count_unrouted)
+    v.unrouted = &m.get_counter(
+      "sluice_events_unrouted_total",
+      "Events that matched no route while no _unmatched route is configured (not delivered)");
+  return v;
+}
+
+/// Takes the latest published route versions (hot reload); views of tables already seen are kept.
+void refresh_routes(sink_runner_state& st) {
+  if (!st.deps.registry)
+    return;
+  auto h = st.deps.registry->current();
+  if (!h || h == st.history || h->entries.empty())
+    return;
+  std::vector<sink_runner_state::route_view> views;
+  for (auto& e : h->entries) {
+    auto old = std::find_if(st.views.begin(), st.views.end(),
+                            [&](auto& v) { return v.table == e.table; });
+    views.push_back(old != st.views.end() ? std::move(*old) : make_view(st, e.table));
+  }
+  st.history = std::move(h);
+  st.views = std::move(views);
+}
+
+/// The view of the route version that routes the event at `offset`.
+const sink_runner_state::route_view& view_for(const sink_runner_state& st, log_offset offset) {
+  auto& entries = st.history->entries;
+  auto i = std::upper_bound(entries.begin(), entries.end(), offset,
+                            [](log_offset o, const route_history::entry& e) {
+                              return o < e.effective_from;
+                            });
+  return st.views[i == entries.begin() ? 0 : static_cast<size_t>(i - entries.begin()) - 1];
+}
+
+/// The route deciding this sink's copy of an event: its name and actions; null actions when the
+/// event does not go to this sink.
+struct routing {
+  std::string_view name;
+  const route_actions* actions = nullptr;
+};
+
+/// Whether routes send `e` to this sink, and which route decides this sink's copy: the first
+/// matching route (name order) that names the sink, or `_unmatched` when no route matched. A sink
+/// receives an event once however many of its routes match. Counts route matches this runner
+/// owns. The routes are the version in effect at the event's offset.
+routing routed_here(sink_runner_state& st, const event& e) {
+  auto& v = view_for(st, e.offset);
+  routing here;
+  bool any = v.table->match(e, [&](size_t r) {
+    if (here.actions == nullptr && v.here[r]) {
+      here.name = v.table->routes[r].name;
+      here.actions = &v.table->routes[r].actions;
+    }
+    if (v.matched[r] != nullptr)
+      v.matched[r]->inc();
   });
   if (any)
     return here;
-  if (st.unmatched != nullptr)
-    st.unmatched->inc();
-  else if (st.unrouted != nullptr)
-    st.unrouted->inc();
-  return st.unmatched_here;
+  if (v.unmatched != nullptr)
+    v.unmatched->inc();
+  else if (v.unrouted != nullptr)
+    v.unrouted->inc();
+  if (v.unmatched_here) {
+    here.name = unmatched_route;
+    here.actions = &v.table->unmatched_actions;
+  }
+  return here;
 }
 
 } // namespace
@@ -283,25 +354,15 @@ sink_actor::behavior_type sink_runner(self_ptr self, sink_runner_deps deps) {
   if (!st.deps.routes)
     st.deps.routes = std::make_shared<route_table>();
   auto& m = *st.deps.metrics;
-  auto& table = *st.deps.routes;
-  auto idx = st.deps.sink_index;
-  for (auto& r : table.routes) {
-    st.route_here.push_back(std::find(r.sinks.begin(), r.sinks.end(), idx) != r.sinks.end());
-    bool counts = !r.sinks.empty() && r.sinks.front() == idx;
-    st.route_matched.push_back(counts ? &m.get_counter("sluice_events_routed_total",
-                                                       "Events that matched a route",
-                                                       {{"route", r.name}})
-                                      : nullptr);
+  {
+    // Without a registry (tests): one version, in effect from offset 0.
+    auto fixed = std::make_shared<route_history>();
+    fixed->entries.push_back({0, 0, 0, {}, {}, st.deps.routes});
+    st.history = std::move(fixed);
+    st.views.push_back(make_view(st, st.deps.routes));
   }
-  auto& um = table.unmatched_sinks;
-  st.unmatched_here = std::find(um.begin(), um.end(), idx) != um.end();
-  if (!um.empty() && um.front() == idx)
-    st.unmatched = &m.get_counter("sluice_events_routed_total", "Events that matched a route",
-                                  {{"route", unmatched_route}});
-  if (um.empty() && st.deps.count_unrouted)
-    st.unrouted = &m.get_counter(
-      "sluice_events_unrouted_total",
-      "Events that matched no route while no _unmatched route is configured (not delivered)");
+  refresh_routes(st);
+  st.transform = std::make_unique<route_transformer>(st.deps.pii, st.deps.metrics, st.deps.name);
   metric_labels labels{{"sink", st.deps.name}};
   st.received = &m.get_counter("sluice_sink_received_total", "Events routed to a sink", labels);
   st.delivered = &m.get_counter("sluice_sink_delivered_total",
@@ -338,12 +399,18 @@ sink_actor::behavior_type sink_runner(self_ptr self, sink_runner_deps deps) {
       // By const reference: the log sends every runner the same message; only the events routed
       // here are copied.
       auto& st = self->state;
+      refresh_routes(st); // published before any event it routes was dispatched
       size_t taken = 0;
       for (auto& e : batch.events) {
-        if (e.offset <= st.deps.done_upto || !routed_here(st, e))
-          continue; // delivered before a restart, or not for this sink
-        st.buffer_bytes += approx_bytes(e);
+        if (e.offset <= st.deps.done_upto)
+          continue; // delivered before a restart
+        auto r = routed_here(st, e);
+        if (r.actions == nullptr)
+          continue; // not for this sink
         st.buffer.push_back(e);
+        // The route's actions (keep/drop, mask, hash, rename, PII) apply to this sink's copy.
+        st.transform->apply(r.name, *r.actions, st.buffer.back());
+        st.buffer_bytes += approx_bytes(st.buffer.back());
         ++taken;
       }
       st.received->inc(taken);

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "actors/interfaces.hpp"
+#include "actors/route_history.hpp"
 #include "actors/route_table.hpp"
 #include "actors/sinks/sink.hpp"
 
@@ -29,7 +30,12 @@ struct sink_runner_deps {
   /// The node's routes and this sink's index in their sink list: the runner keeps the events
   /// whose routes name it.
   std::shared_ptr<const route_table> routes;
+  /// Hot reload: when set, each event is routed by the version of the routes in effect at its
+  /// offset (`route_history::at`), and `routes` is unused.
+  std::shared_ptr<route_registry> registry;
   size_t sink_index = 0;
+  /// The node's PII detector (route actions `pii = mask|hash`); null: no detection.
+  std::shared_ptr<const pii_detector> pii;
   /// Whether this runner counts events no route matched (exactly one runner of a node does).
   bool count_unrouted = false;
   /// The sink's durable offset at start; committed events at or below it are skipped.
@@ -79,12 +85,24 @@ struct sink_runner_state {
   bool offset_frozen = false;
   std::vector<caf::typed_response_promise<caf::ok_atom>> drains;
   std::minstd_rand rng{std::random_device{}()};
-  /// Routes naming this sink, and routes whose match this runner counts (it is their first sink).
-  std::vector<char> route_here;
-  std::vector<counter*> route_matched;
-  bool unmatched_here = false;
-  counter* unmatched = nullptr;
-  counter* unrouted = nullptr;
+  /// One version of the routes as this runner sees it.
+  struct route_view {
+    std::shared_ptr<const route_table> table;
+    /// Routes naming this sink, and routes whose match this runner counts (it is their first
+    /// sink).
+    std::vector<char> here;
+    std::vector<counter*> matched;
+    bool unmatched_here = false;
+    counter* unmatched = nullptr;
+    counter* unrouted = nullptr;
+  };
+  /// The route versions last seen (from `deps.registry`, or one made of `deps.routes`) and a
+  /// view per entry; rebuilt when a swap publishes a new history (counters of new route names
+  /// are registered then).
+  std::shared_ptr<const route_history> history;
+  std::vector<route_view> views;
+  /// Applies the deciding route's actions to each copy this sink receives.
+  std::unique_ptr<route_transformer> transform;
   counter* received = nullptr;
   counter* delivered = nullptr;
   counter* dead_lettered = nullptr;

@@ -1,11 +1,18 @@
 #include "app/config.hpp"
 
+#include "actors/log.hpp"
+#include "actors/route_history.hpp"
 #include "actors/route_table.hpp"
+#include "actors/schema_config.hpp"
 #include "actors/sinks/registry.hpp"
 
 #include <caf/all.hpp>
 
 #include <fmt/format.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 
 namespace sluice {
 
@@ -19,7 +26,19 @@ node_config::node_config() {
   set("scheduler.max-throughput", 64);
   opt_group{custom_options_, "sluice"}
     .add(node_name, "node", "name of this node, written into every event as `node`")
-    .add(data_dir, "data-dir", "directory holding LMDB, sink files, dead letters, gateway.port");
+    .add(data_dir, "data-dir", "directory holding LMDB, sink files, dead letters, gateway.port")
+    .add(routes_file, "routes-file",
+         "file holding the [routes.<name>] sections (e.g. conf/routes.conf, relative to the "
+         "working directory) instead of this file; empty: routes are in this file");
+  opt_group{custom_options_, "pii"}
+    .add(pii_kinds, "kinds", "PII kinds detected in string values: card, email, phone, ipv4, ipv6")
+    .add(pii_fields, "fields",
+         "paths scanned for PII (id, device_id, profile_id or attributes such as attrs.comment; "
+         "a map covers everything below it); empty: every string value")
+    .add(pii_secret, "secret",
+         "HMAC-SHA256 key of pseudonyms (hash actions, pii = \"hash\"), at least 16 bytes; "
+         "empty: the environment variable SLUICE_PII_SECRET; hashing without one refuses to start")
+    .add(pii_hash_encoding, "hash-encoding", "pseudonym text: hex (64 chars) or base64url (43)");
   opt_group{custom_options_, "gateway"}
     .add(gateway_host, "host", "address the HTTP/WebSocket gateway binds to")
     .add(gateway_port, "port", "TCP port of the gateway; 0 picks a free port")
@@ -58,7 +77,76 @@ node_config::node_config() {
   opt_group{custom_options_, "profiles"}
     .add(completion_ratio, "completion-ratio",
          "a title watched to this fraction of its duration_ms leaves continue-watching")
-    .add(max_titles, "max-titles", "titles remembered per profile; least recent go first");
+    .add(max_titles, "max-titles", "titles remembered per profile; least recent go first")
+    .add(heartbeat_timeout, "heartbeat-timeout",
+         "an interval between two events of a title longer than this is a gap (missing stop), "
+         "not watching (docs/profiles.md)")
+    .add(seek_tolerance, "seek-tolerance",
+         "an interval whose position advanced differently from its event time by more than this "
+         "is a seek, not watching")
+    .add(reorder_horizon, "reorder-horizon",
+         "playback events older than their profile's newest event minus this do not count in "
+         "watch time (counted in sluice_profile_late_events_total)")
+    .add(watch_time_days, "watch-time-days", "days of watch time kept per profile");
+  opt_group{custom_options_, "trending"}
+    .add(trending_window, "window",
+         "longest trending window (event time); GET /v1/trending?window= may ask for less")
+    .add(trending_bucket, "bucket", "trending bucket width; windows are whole multiples of it")
+    .add(trending_allowed_lateness, "allowed-lateness",
+         "the watermark trails the newest event time by this much; events for a bucket that "
+         "ended at or before it are late (excluded from trending, counted in "
+         "sluice_aggregate_late_events_total, still delivered to sinks); at most window - bucket");
+  opt_group{custom_options_, "genres"}
+    .add(genres_retention_days, "retention-days",
+         "UTC days of popular genres kept, counting the day of the newest event");
+  opt_group{custom_options_, "cowatch"}
+    .add(cowatch_top_n, "top-n", "most also-watched titles served per title (largest k)")
+    .add(cowatch_max_completions, "max-completions",
+         "completed titles remembered per profile (the most recent) for co-occurrence")
+    .add(cowatch_max_neighbors, "max-neighbors",
+         "co-completed titles counted per title; beyond it the lowest count is dropped");
+  opt_group{custom_options_, "schemas"}
+    .add(schemas_unknown_types, "unknown-types",
+         "events of a type without a [schemas.<type>] section: \"accept\" or \"reject\" (sent "
+         "to the dead letters like a schema violation)")
+    .add(schemas_version_attribute, "version-attribute",
+         "attribute carrying \"<type>@<version>\" on every accepted event that has a schema");
+  opt_group{custom_options_, "enrich"}
+    .add(enrich_enabled, "enabled",
+         "add device_type, country and the clock-skew flag to accepted events at ingest")
+    .add(enrich_device_rules, "device-rules",
+         "ordered \"<type>:<RE2 pattern>\" rules, tried on the device_model attribute, then on "
+         "the User-Agent; the first match wins, none gives \"other\"")
+    .add(enrich_geoip_file, "geoip-file",
+         "CSV of network,country (CIDR, IPv4 and IPv6; longest prefix wins), relative to the "
+         "working directory; empty: no country. A missing file at the default path is skipped")
+    .add(enrich_trust_forwarded_for, "trust-forwarded-for",
+         "take the client address from the first X-Forwarded-For entry (only behind a proxy "
+         "you trust); otherwise the socket peer")
+    .add(enrich_max_clock_skew, "max-clock-skew",
+         "an event whose ts is more than this ahead of ingest_ts gets the clock-skew attribute "
+         "(its ts minus ingest_ts, ms) and is counted")
+    .add(enrich_device_model_attribute, "device-model-attribute",
+         "attribute the device rules read before the User-Agent")
+    .add(enrich_device_type_attribute, "device-type-attribute", "attribute set to the device type")
+    .add(enrich_country_attribute, "country-attribute", "attribute set to the country")
+    .add(enrich_clock_skew_attribute, "clock-skew-attribute",
+         "attribute flagging clock skew (milliseconds ahead)")
+    .add(enrich_unknown_country, "unknown-country",
+         "country written when the table has no match; empty: no attribute");
+  opt_group{custom_options_, "sessions"}
+    .add(sessions_enabled, "enabled",
+         "assign a session id per device when events are appended to the log")
+    .add(sessions_gap, "gap",
+         "a device's event more than this (event time) after its previous one starts a session")
+    .add(sessions_cache_devices, "cache-devices",
+         "device sessions kept in memory (LRU); others are read back from LMDB")
+    .add(sessions_attribute, "attribute", "attribute carrying the session id");
+  opt_group{custom_options_, "catalog"}
+    .add(titles_file, "titles-file",
+         "title catalog CSV (id,name,genres,duration), relative to the working directory; "
+         "reloaded on SIGHUP and POST /v1/admin/catalog/reload; empty: no catalog. A missing "
+         "file at the default path starts with an empty catalog, any other error fails start-up");
 }
 
 namespace {
@@ -76,12 +164,121 @@ void leaves(const caf::settings& s, const std::string& prefix, std::vector<std::
 
 } // namespace
 
+std::string node_config::load_catalog() {
+  node.catalog = std::make_shared<catalog_holder>(
+    titles_file.empty() ? titles_file : std::filesystem::absolute(titles_file).string());
+  if (titles_file.empty())
+    return {};
+  if (titles_file == "conf/titles.csv" && !std::filesystem::exists(titles_file)) {
+    log_json("warning", "title catalog not found, starting with an empty catalog",
+             {{"path", titles_file}});
+    return {};
+  }
+  std::string err;
+  if (!node.catalog->reload(err))
+    return "catalog.titles-file: " + err;
+  return {};
+}
+
+std::string node_config::load_quality() {
+  using std::chrono::duration_cast;
+  using std::chrono::milliseconds;
+  auto q = std::make_shared<ingest_quality>();
+  caf::settings none;
+  auto it = content.find("schemas");
+  auto& schemas = it != content.end() && caf::holds_alternative<caf::settings>(it->second)
+                    ? caf::get<caf::settings>(it->second)
+                    : none;
+  if (auto err = load_schemas(schemas, q->schemas); !err.empty())
+    return err;
+  enrich_options eo;
+  eo.enabled = enrich_enabled;
+  eo.device_rules = enrich_device_rules;
+  eo.geoip_file = enrich_geoip_file;
+  if (enrich_geoip_file == "conf/geoip.csv" && !std::filesystem::exists(enrich_geoip_file)) {
+    log_json("warning", "GeoIP table not found, events get no country",
+             {{"path", enrich_geoip_file}});
+    eo.geoip_file.clear();
+  }
+  eo.trust_forwarded_for = enrich_trust_forwarded_for;
+  eo.max_clock_skew_ms = duration_cast<milliseconds>(enrich_max_clock_skew).count();
+  eo.device_model_attribute = enrich_device_model_attribute;
+  eo.device_type_attribute = enrich_device_type_attribute;
+  eo.country_attribute = enrich_country_attribute;
+  eo.clock_skew_attribute = enrich_clock_skew_attribute;
+  eo.unknown_country = enrich_unknown_country;
+  if (eo.device_type_attribute.empty() || eo.country_attribute.empty()
+      || eo.clock_skew_attribute.empty())
+    return "enrich.*-attribute options must not be empty";
+  if (auto err = q->enrich.init(eo); !err.empty())
+    return err;
+  quality = q;
+  gateway.quality = q;
+  if (sessions_enabled && (sessions_attribute.empty() || sessions_gap.count() <= 0))
+    return "sessions.attribute must not be empty and sessions.gap must be positive";
+  node.sessions.enabled = sessions_enabled;
+  node.sessions.gap_ms = duration_cast<milliseconds>(sessions_gap).count();
+  node.sessions.cache_devices = std::max<size_t>(1, sessions_cache_devices);
+  node.sessions.attribute = sessions_attribute;
+  return {};
+}
+
+std::string node_config::read_routes_file(caf::settings& routes, std::string& source) {
+  if (routes_file.empty()) {
+    // The config file's text, so that route errors name its line and column.
+    if (!config_file_path.empty())
+      if (std::ifstream in{config_file_path}; in)
+        source.assign(std::istreambuf_iterator<char>{in}, std::istreambuf_iterator<char>{});
+    return {};
+  }
+  if (content.count("routes") > 0)
+    return fmt::format("routes are configured twice: in [routes.*] sections of {} and in "
+                       "sluice.routes-file = \"{}\"; keep one",
+                       config_file_path, routes_file);
+  std::ifstream in{routes_file};
+  if (!in)
+    return fmt::format("sluice.routes-file: cannot read \"{}\" (relative paths start at the "
+                       "working directory)",
+                       routes_file);
+  source.assign(std::istreambuf_iterator<char>{in}, std::istreambuf_iterator<char>{});
+  std::istringstream text{source};
+  auto parsed = caf::actor_system_config::parse_config(text);
+  if (!parsed) {
+    route_table unused; // compile_routes_text words the INI error with its line and column
+    return routes_file + ": " + compile_routes_text(source, {}, unused);
+  }
+  if (auto i = parsed->find("routes"); i != parsed->end())
+    if (auto r = caf::get_if<caf::settings>(&i->second))
+      routes = *r;
+  return {};
+}
+
+std::string node_config::load_pii() {
+  pii_options opts;
+  opts.kinds = pii_kinds;
+  opts.fields = pii_fields;
+  opts.secret = pii_secret;
+  opts.hash_encoding = pii_hash_encoding;
+  std::string err;
+  node.pii = pii_detector::make(opts, err);
+  if (!node.pii)
+    return err;
+  auto secret = resolve_pii_secret(opts);
+  if (!secret.empty() && secret.size() < min_pii_secret_bytes)
+    return fmt::format("the PII secret (pii.secret or {}) has {} bytes; use at least {} random "
+                       "bytes (e.g. openssl rand -hex 32)",
+                       pii_secret_env, secret.size(), min_pii_secret_bytes);
+  return check_route_secret(node.routes, !secret.empty());
+}
+
 std::string node_config::finish() {
   // CAF 0.17 silently ignores unknown keys in the config file: reject them here.
   std::vector<std::string> keys;
   for (auto& [section, value] : content) {
     if (section == "sinks" || section == "routes")
       continue; // validated by their own option tables below
+    if (section == "schemas")
+      continue; // validated by load_schemas
     if (auto sub = caf::get_if<caf::settings>(&value))
       leaves(*sub, section, keys);
     else
@@ -140,6 +337,35 @@ std::string node_config::finish() {
   node.max_pending_events = max_pending_events;
   node.profiles.completion_ratio = completion_ratio;
   node.profiles.max_titles = max_titles;
+  auto ms = [](caf::timespan x) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(x).count();
+  };
+  node.profiles.heartbeat_timeout_ms = ms(heartbeat_timeout);
+  node.profiles.seek_tolerance_ms = ms(seek_tolerance);
+  node.profiles.reorder_horizon_ms = ms(reorder_horizon);
+  node.profiles.watch_time_days = static_cast<int64_t>(watch_time_days);
+  if (node.profiles.heartbeat_timeout_ms <= 0 || node.profiles.seek_tolerance_ms < 0
+      || node.profiles.reorder_horizon_ms < 0 || watch_time_days == 0)
+    return "profiles.heartbeat-timeout and profiles.watch-time-days must be positive, "
+           "profiles.seek-tolerance and profiles.reorder-horizon not negative";
+  {
+    using std::chrono::duration_cast;
+    using std::chrono::milliseconds;
+    auto& agg = node.aggregates;
+    agg.window_ms = duration_cast<milliseconds>(trending_window).count();
+    agg.bucket_ms = duration_cast<milliseconds>(trending_bucket).count();
+    agg.allowed_lateness_ms = duration_cast<milliseconds>(trending_allowed_lateness).count();
+    agg.genre_days = genres_retention_days;
+    agg.top_n = cowatch_top_n;
+    agg.max_completions = cowatch_max_completions;
+    agg.max_neighbors = cowatch_max_neighbors;
+    if (auto err = agg.validate(); !err.empty())
+      return err;
+  }
+  if (auto err = load_catalog(); !err.empty())
+    return err;
+  if (auto err = load_quality(); !err.empty())
+    return err;
   node.sinks.clear();
   caf::settings empty;
   auto sinks_it = content.find("sinks");
@@ -152,12 +378,29 @@ std::string node_config::finish() {
   for (auto& s : node.sinks)
     sink_names.push_back(s.name);
   auto routes_it = content.find("routes");
-  auto& routes = routes_it != content.end()
+  caf::settings file_routes;
+  std::string routes_source;
+  if (auto err = read_routes_file(file_routes, routes_source); !err.empty())
+    return err;
+  auto& routes = !routes_file.empty() ? file_routes
+                 : routes_it != content.end()
                      && caf::holds_alternative<caf::settings>(routes_it->second)
                    ? caf::get<caf::settings>(routes_it->second)
                    : empty;
-  if (auto err = load_routes(routes, sink_names, node.routes); !err.empty())
+  if (auto err = load_routes(routes, sink_names, node.routes, routes_source); !err.empty()) {
+    auto& file = routes_file.empty() ? config_file_path : routes_file;
+    return file.empty() ? err : file + ": " + err;
+  }
+  if (auto err = load_pii(); !err.empty())
     return err;
+  node.versioned_routes = true; // hot reload; the config's routes are the first version
+  // The routes file's own text (comments kept); routes in the config file are rendered.
+  node.routes_text = !routes_file.empty() ? routes_source : render_routes_ini(routes);
+  {
+    pii_options secret_opts;
+    secret_opts.secret = pii_secret;
+    node.pii_secret_set = !resolve_pii_secret(secret_opts).empty(); // for swapped routes
+  }
   return {};
 }
 
@@ -169,13 +412,18 @@ std::string node_config::help() const {
                     "                                    the lake's history, files, compaction\n"
                     "  sluice dlq list|replay [--url=URL | --config-file=PATH] ...\n"
                     "                                    dead letters of a running node\n"
+                    "  sluice routes check FILE [--config-file=PATH]\n"
+                    "                                    validate route INI text offline\n"
                     "  sluice --help\n\n"
                     "Options (config file section [section], key; or --section.key=value):\n";
   std::string current;
   for (auto& opt : custom_options_) {
     auto category = std::string{opt.category().begin(), opt.category().end()};
     bool ours = category == "sluice" || category == "gateway" || category == "storage"
-                || category == "actors" || category == "profiles";
+                || category == "actors" || category == "profiles" || category == "catalog"
+                || category == "trending" || category == "genres" || category == "cowatch"
+                || category == "schemas" || category == "enrich" || category == "sessions"
+                || category == "pii";
     if (!ours)
       continue;
     if (category != current) {
@@ -190,6 +438,7 @@ std::string node_config::help() const {
                        std::string{opt.description().begin(), opt.description().end()});
   }
   out += "\n" + sinks_help();
+  out += "\nSchemas ([schemas.<type>] sections; docs/schemas.md):\n" + schemas_help();
   out += "\nRoutes ([routes.<name>] sections; [routes._unmatched] takes what no route matched):\n";
   out += route_config::options().help("routes.<name>");
   out += "\nCAF runtime options (scheduler.*, logger.*, middleman.*, ...): sluice serve "

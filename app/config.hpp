@@ -2,6 +2,7 @@
 
 #include "actors/node.hpp"
 #include "gateway/server.hpp"
+#include "messages/quality.hpp"
 #include "persistence/lmdb.hpp"
 
 #include <caf/actor_system_config.hpp>
@@ -46,10 +47,57 @@ public:
   // [profiles]
   double completion_ratio = 0.95;
   size_t max_titles = 500;
+  caf::timespan heartbeat_timeout = std::chrono::seconds{90};
+  caf::timespan seek_tolerance = std::chrono::seconds{10};
+  caf::timespan reorder_horizon = std::chrono::minutes{30};
+  size_t watch_time_days = 400;
+  // [trending], [genres], [cowatch]
+  caf::timespan trending_window = std::chrono::hours{1};
+  caf::timespan trending_bucket = std::chrono::minutes{1};
+  caf::timespan trending_allowed_lateness = std::chrono::minutes{5};
+  size_t genres_retention_days = 31;
+  size_t cowatch_top_n = 20;
+  size_t cowatch_max_completions = 200;
+  size_t cowatch_max_neighbors = 1000;
+  // [catalog]
+  std::string titles_file = "conf/titles.csv";
+
+  // [schemas] (the per-type sections are read by `load_schemas`)
+  std::string schemas_unknown_types = "accept";
+  std::string schemas_version_attribute = "schema_version";
+  // [enrich]
+  bool enrich_enabled = false;
+  std::vector<std::string> enrich_device_rules = device_classifier::default_rules();
+  std::string enrich_geoip_file = "conf/geoip.csv";
+  bool enrich_trust_forwarded_for = false;
+  caf::timespan enrich_max_clock_skew = std::chrono::minutes{5};
+  std::string enrich_device_model_attribute = "device_model";
+  std::string enrich_device_type_attribute = "device_type";
+  std::string enrich_country_attribute = "country";
+  std::string enrich_clock_skew_attribute = "clock_skew_ms";
+  std::string enrich_unknown_country = "ZZ";
+  // [sessions]
+  bool sessions_enabled = false;
+  caf::timespan sessions_gap = std::chrono::minutes{30};
+  size_t sessions_cache_devices = 100000;
+  std::string sessions_attribute = "session_id";
+  // [pii] and sluice.routes-file (see docs/routes.md)
+  std::string routes_file;
+  std::vector<std::string> pii_kinds = pii_options{}.kinds;
+  std::vector<std::string> pii_fields;
+  std::string pii_secret;
+  std::string pii_hash_encoding = "hex";
 
   /// After `parse`: rejects unknown keys (naming them), checks values, and compiles sinks and
   /// routes into `node`. Returns an error text, empty on success.
   std::string finish();
+  /// Loads `catalog.titles-file` into `node.catalog` (part of `finish`).
+  std::string load_catalog();
+  /// Reads `sluice.routes-file` into `routes` and its text into `source` (or the config file's
+  /// text when routes are in it, for error positions); part of `finish`.
+  std::string read_routes_file(caf::settings& routes, std::string& source);
+  /// Builds `node.pii` from `[pii]` and checks the secret of hashing routes (part of `finish`).
+  std::string load_pii();
 
   /// `--help` text: every option with its type, default and description.
   std::string help() const;
@@ -57,6 +105,10 @@ public:
   node_options node;
   persistence::env_options storage;
   gateway::config gateway;
+  /// Schemas and enrichment (`[schemas]`, `[enrich]`), shared with the gateway; set by `finish`.
+  std::shared_ptr<const ingest_quality> quality;
+  /// Builds `quality` and the session options (part of `finish`).
+  std::string load_quality();
 };
 
 } // namespace sluice

@@ -3,10 +3,13 @@
 #include "actors/metrics.hpp"
 #include "actors/node.hpp"
 #include "app/cmd_dlq.hpp"
+#include "app/cmd_replay.hpp"
 #include "app/cmd_lake.hpp"
+#include "app/cmd_routes.hpp"
 #include "app/config.hpp"
 #include "actors/log.hpp"
 #include "gateway/actor_bridge.hpp"
+#include "gateway/quality.hpp"
 #include "gateway/server.hpp"
 #include "messages/type_ids.hpp"
 #include "persistence/lmdb.hpp"
@@ -43,6 +46,7 @@ int serve(node_config& cfg) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGHUP); // reloads the title catalog
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   std::error_code ec;
   std::filesystem::create_directories(cfg.data_dir, ec);
@@ -72,6 +76,7 @@ int serve(node_config& cfg) {
       for (auto& s : nodes.sinks)
         self->send_exit(s, caf::exit_reason::user_shutdown);
       self->send_exit(nodes.dead_letters, caf::exit_reason::user_shutdown);
+      self->send_exit(nodes.aggregator, caf::exit_reason::user_shutdown);
     };
     uint64_t replayed = 0;
     self->request(nodes.log, caf::infinite, replay_atom_v)
@@ -81,9 +86,11 @@ int serve(node_config& cfg) {
                });
     log_json("info", "log replayed", {{"events", std::to_string(replayed)}});
     gateway::node_status status;
-    gateway::actor_ingest_port port{nodes.log, nodes.gate};
-    gateway::server server{cfg.gateway, port, metrics,
-                           gateway::node_endpoints(nodes, metrics, status)};
+    gateway::actor_ingest_port port{nodes.log, nodes.gate, nodes.dead_letters};
+    auto endpoints = gateway::node_endpoints(nodes, metrics, status);
+    for (auto& ep : gateway::detail::schema_endpoints(cfg.quality)) // GET /v1/schemas[/{type}]
+      endpoints.push_back(std::move(ep));
+    gateway::server server{cfg.gateway, port, metrics, std::move(endpoints)};
     uint16_t bound = 0;
     try {
       bound = server.start();
@@ -99,7 +106,14 @@ int serve(node_config& cfg) {
     status.ready = true;
     std::cout << "listening on " << cfg.gateway.host << ':' << bound << std::endl;
     int sig = 0;
-    sigwait(&stop_signals, &sig);
+    for (sigwait(&stop_signals, &sig); sig == SIGHUP; sigwait(&stop_signals, &sig)) {
+      if (auto err = reload_catalog(*nodes.catalog, metrics); !err.empty())
+        log_json("error", "title catalog reload failed, keeping the current one",
+                 {{"reason", err}});
+      else
+        log_json("info", "title catalog reloaded",
+                 {{"titles", std::to_string(nodes.catalog->get()->size())}});
+    }
     log_json("info", "stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
     status.ready = false;
     server.stop_accepting();
@@ -128,6 +142,10 @@ int main(int argc, char** argv) {
     return run_lake_command(argc, argv);
   if (!args.empty() && args.front() == "dlq")
     return run_dlq_command(argc, argv);
+  if (!args.empty() && args.front() == "routes")
+    return run_routes_command(argc, argv);
+  if (!args.empty() && args.front() == "replay")
+    return run_replay_command(argc, argv);
   auto wants_help = [&] {
     for (auto& a : args)
       if (a == "--help" || a == "-h" || a == "help")
@@ -143,7 +161,7 @@ int main(int argc, char** argv) {
   args.erase(args.begin());
   if (command != "serve" && command != "check") {
     std::cerr << "sluice: unknown command '" << command
-              << "'; use serve, check, lake or dlq (sluice --help)\n";
+              << "'; use serve, check, lake, dlq or replay (sluice --help)\n";
     return 2;
   }
   for (auto& a : args) {

@@ -1,6 +1,9 @@
 #include "gateway/actor_bridge.hpp"
+#include "gateway/routes_api.hpp"
 
 #include "actors/metrics.hpp"
+#include "gateway/aggregates_api.hpp"
+#include "gateway/profiles_api.hpp"
 #include "actors/sinks/dead_letter/dead_letter_store.hpp"
 #include "messages/codec.hpp"
 
@@ -8,6 +11,7 @@
 #include <boost/property_tree/ptree.hpp>
 #include <caf/all.hpp>
 
+#include <mutex>
 #include <sstream>
 
 namespace sluice::gateway {
@@ -24,6 +28,66 @@ void actor_ingest_port::submit(event_batch events, commit_callback done) {
     done(std::move(res));
   };
   caf::anon_send(log_, append_atom_v, std::move(req));
+}
+
+void actor_ingest_port::submit_with_quarantine(event_batch events,
+                                               std::vector<quarantined> invalid,
+                                               commit_callback done) {
+  if (invalid.empty())
+    return submit(std::move(events), std::move(done));
+  if (!dead_letters_) {
+    done(commit_result{"this node has no dead-letter store for schema violations", 0, 0, 0});
+    return;
+  }
+  // Joins the two answers: the first error wins; `done` runs once, after the last one.
+  struct join {
+    std::mutex mtx;
+    size_t remaining = 0;
+    commit_result result;
+    commit_callback done;
+    void arrive(commit_result part) {
+      commit_callback fire;
+      {
+        std::lock_guard<std::mutex> guard{mtx};
+        if (!part.error.empty() && result.error.empty()) {
+          result.error = std::move(part.error);
+          result.retry_after_s = part.retry_after_s;
+        }
+        if (part.last != 0) {
+          result.first = part.first;
+          result.last = part.last;
+        }
+        if (--remaining > 0)
+          return;
+        fire = std::move(done);
+      }
+      fire(std::move(result));
+    }
+  };
+  auto j = std::make_shared<join>();
+  j->remaining = events.empty() ? 1 : 2;
+  j->done = std::move(done);
+  std::vector<dead_letter> letters;
+  letters.reserve(invalid.size());
+  for (auto& q : invalid)
+    letters.push_back(dead_letter{std::move(q.ev), std::move(q.reason), "schema"});
+  // A short-lived actor asks the dead-letter store (answered after its fsync) and relays the
+  // answer; io threads never block on it.
+  auto* sys = caf::actor_cast<caf::strong_actor_ptr>(dead_letters_)->home_system;
+  auto relay = [dl = dead_letters_, letters = std::move(letters),
+                j](caf::event_based_actor* self) mutable {
+    self->request(dl, caf::infinite, dead_atom_v, std::move(letters))
+      .then([j](caf::ok_atom) { j->arrive({}); },
+            [j](caf::error& err) {
+              j->arrive(commit_result{"the dead-letter store did not record the events its "
+                                      "schema refused: "
+                                        + caf::to_string(err),
+                                      1, 0, 0});
+            });
+  };
+  sys->spawn(std::move(relay));
+  if (!events.empty())
+    submit(std::move(events), [j](commit_result res) { j->arrive(std::move(res)); });
 }
 
 bool actor_ingest_port::admitting(std::string& reason, uint32_t& retry_after_s) const {
@@ -209,10 +273,8 @@ std::vector<endpoint> node_endpoints(const node_handles& nodes, metrics_registry
                                             std::to_string(gate->retry_after_s.load()));
                    respond(std::move(res));
                  }});
-  out.push_back({"GET", "/v1/profiles/{id}/continue-watching",
-                 "titles in progress for a profile, most recent first",
-                 entity_query(nodes.profile_shards, "id", "continue-watching",
-                              "unknown profile")});
+  for (auto& e : profile_endpoints(nodes, metrics)) // profiles, titles, catalog reload
+    out.push_back(std::move(e));
   out.push_back({"GET", "/v1/devices/{id}", "what a device sent: counts, order, duplicates",
                  entity_query(nodes.device_shards, "id", "state", "unknown device")});
   out.push_back({"GET", "/v1/admin/dead-letters",
@@ -222,6 +284,10 @@ std::vector<endpoint> node_endpoints(const node_handles& nodes, metrics_registry
                  "sends dead letters back through the pipeline: {\"ids\":[…]}, "
                  "{\"reason\":\"…\"} or {\"all\":true}",
                  dead_letter_replay(nodes.dead_letters)});
+  for (auto& e : aggregate_endpoints(nodes))
+    out.push_back(std::move(e));
+  for (auto& e : routes_endpoints(nodes)) // hot reload of routes
+    out.push_back(std::move(e));
   return out;
 }
 

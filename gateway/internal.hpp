@@ -41,8 +41,9 @@ enum class reject_reason {
   frame_too_large,
   commit_failed,
   overloaded, ///< refused before the log because it pushes back (503 + Retry-After)
+  schema,     ///< failed its type's schema; recorded in the dead-letter store
 };
-inline constexpr size_t reject_reason_count = 8;
+inline constexpr size_t reject_reason_count = 9;
 
 /// Metric handles of one server, registered once at construction.
 ///
@@ -61,6 +62,10 @@ public:
   void count_rejections(const std::vector<rejection>& rejected);
   /// Records one ack latency measured from `t0`.
   void observe_ack(clock::time_point t0);
+  /// The registry, for metrics with open label sets (schema violations by type and rule).
+  metrics_registry& registry() noexcept {
+    return registry_;
+  }
 
   counter& events_received;
   counter& events_accepted;

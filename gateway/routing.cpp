@@ -12,7 +12,7 @@ namespace {
 
 constexpr std::array<const char*, reject_reason_count> reason_names = {
   "missing_field",   "invalid_field",          "malformed_batch", "body_too_large",
-  "unsupported_media_type", "frame_too_large", "commit_failed", "overloaded",
+  "unsupported_media_type", "frame_too_large", "commit_failed", "overloaded", "schema",
 };
 
 constexpr std::array<const char*, 3> endpoint_names = {"events", "stream", "other"};

@@ -3,6 +3,7 @@
 
 #include "gateway/server.hpp"
 
+#include "gateway/quality.hpp"
 #include "gateway/session.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -234,7 +235,16 @@ private:
     }
     st_.metrics.events_received.inc(batch.total);
     st_.metrics.count_rejections(batch.rejected);
-    if (batch.events.empty())
+    std::vector<quarantined> invalid;
+    if (st_.cfg.quality) {
+      auto ua = req_[http::field::user_agent];
+      auto xff = req_["x-forwarded-for"];
+      auto peer = peer_address();
+      client_info client{{ua.data(), ua.size()}, peer, {xff.data(), xff.size()}};
+      auto n = apply_quality(batch, *st_.cfg.quality, client, invalid, st_.metrics.registry());
+      st_.metrics.rejected(reject_reason::schema).inc(n);
+    }
+    if (batch.events.empty() && invalid.empty())
       return reply(200, http_ack_body(0, batch.rejected, batch.batch_id), endpoint_label::events);
     std::string reason;
     uint32_t retry_after = 0;
@@ -254,14 +264,26 @@ private:
     auto g = st_.gate_ptr;
     auto gen = generation_;
     try {
-      st_.ingest.submit(std::move(batch.events), [weak, g, gen](commit_result res) {
+      commit_callback done = [weak, g, gen](commit_result res) {
         post_to_session(g, weak, [gen, res = std::move(res)](http_session& s) mutable {
           s.guarded([&] { s.on_commit(gen, std::move(res)); });
         });
-      });
+      };
+      if (invalid.empty())
+        st_.ingest.submit(std::move(batch.events), std::move(done));
+      else
+        st_.ingest.submit_with_quarantine(std::move(batch.events), std::move(invalid),
+                                          std::move(done));
     } catch (const std::exception& e) {
       on_commit(gen, commit_result{std::string{"ingest log refused the batch: "} + e.what()});
     }
+  }
+
+  /// The socket peer's address as text (empty when the socket is gone).
+  std::string peer_address() {
+    beast::error_code ec;
+    auto ep = stream_.socket().remote_endpoint(ec);
+    return ec ? std::string{} : ep.address().to_string();
   }
 
   void on_commit(uint64_t gen, commit_result res) {

@@ -15,6 +15,7 @@
 
 namespace sluice {
 class metrics_registry;
+struct ingest_quality;
 }
 
 namespace sluice::gateway {
@@ -33,6 +34,13 @@ struct commit_result {
 /// Called exactly once per submitted batch, on an arbitrary thread.
 using commit_callback = std::function<void(commit_result)>;
 
+/// An event its schema refused at the gateway, on its way to the dead-letter store.
+struct quarantined {
+  event ev;
+  /// Names the schema, the field and the rule (`schema play@2: field position_ms: below minimum 0`).
+  std::string reason;
+};
+
 /// Where the gateway hands decoded batches. Implemented over the ingest-log actor by the app; tests
 /// may implement it directly.
 class ingest_port {
@@ -40,6 +48,16 @@ public:
   virtual ~ingest_port() = default;
   /// Takes ownership of `events` (non-empty) and calls `done` once they are durable (or failed).
   virtual void submit(event_batch events, commit_callback done) = 0;
+  /// Appends `events` (may be empty) and records `invalid` in the dead-letter store; calls `done`
+  /// once both are durable, with the first error when either failed. The default (a port without
+  /// a dead-letter store) refuses batches with invalid events.
+  virtual void submit_with_quarantine(event_batch events, std::vector<quarantined> invalid,
+                                      commit_callback done) {
+    if (invalid.empty())
+      return submit(std::move(events), std::move(done));
+    done(commit_result{"this ingest port has no dead-letter store for schema violations", 0, 0,
+                       0});
+  }
   /// Whether batches are taken right now; when not, sets why and how long senders should wait.
   /// HTTP answers 503 at once; a WebSocket stops reading until this turns true. Thread-safe.
   virtual bool admitting(std::string& reason, uint32_t& retry_after_s) const {
@@ -92,6 +110,8 @@ struct config {
   size_t max_inflight_frames = 64;      ///< per WebSocket; reading pauses while this many await acks
   size_t max_batch_events = 100000;     ///< more events in one batch is a 413
   uint32_t idle_timeout_s = 60;         ///< HTTP keep-alive idle timeout
+  /// Schemas and enrichment applied to every decoded batch (null: none).
+  std::shared_ptr<const ingest_quality> quality;
 };
 
 /// Accepts connections and serves `POST /v1/events`, the WebSocket `/v1/stream`, and every endpoint

@@ -1,5 +1,6 @@
 // The WebSocket `/v1/stream` session: pipelined batches, acks in frame order, bounded in-flight.
 
+#include "gateway/quality.hpp"
 #include "gateway/session.hpp"
 
 #include <boost/beast/websocket.hpp>
@@ -50,6 +51,13 @@ public:
     // close with `async_close`, which keeps reading (and discarding) until the client answers.
     ws_.read_message_max(0);
     ws_.auto_fragment(false);
+    // The upgrade request describes the client of every batch on this socket (enrichment).
+    user_agent_ = std::string{req[http::field::user_agent]};
+    forwarded_for_ = std::string{req["x-forwarded-for"]};
+    beast::error_code ec;
+    auto peer = beast::get_lowest_layer(ws_).socket().remote_endpoint(ec);
+    if (!ec)
+      peer_ip_ = peer.address().to_string();
     req_ = std::move(req);
     ws_.async_accept(req_, [self = self_ptr()](beast::error_code ec) {
       self->guarded([&] {
@@ -159,7 +167,13 @@ private:
     }
     st_.metrics.events_received.inc(batch.total);
     st_.metrics.count_rejections(batch.rejected);
-    if (batch.events.empty())
+    std::vector<quarantined> invalid;
+    if (st_.cfg.quality) {
+      client_info client{user_agent_, peer_ip_, forwarded_for_};
+      auto n = apply_quality(batch, *st_.cfg.quality, client, invalid, st_.metrics.registry());
+      st_.metrics.rejected(reject_reason::schema).inc(n);
+    }
+    if (batch.events.empty() && invalid.empty())
       return fill(slots_.back(), ws_ack_frame(batch.batch_id, seq, 0, batch.rejected), 200);
     auto& s = slots_.back();
     s.accepted = batch.events.size();
@@ -168,11 +182,16 @@ private:
     std::weak_ptr<ws_session> weak = self_ptr();
     auto g = st_.gate_ptr;
     try {
-      st_.ingest.submit(std::move(batch.events), [weak, g, seq](commit_result res) {
+      commit_callback done = [weak, g, seq](commit_result res) {
         post_to_session(g, weak, [seq, res = std::move(res)](ws_session& self) mutable {
           self.guarded([&] { self.on_commit(seq, std::move(res)); });
         });
-      });
+      };
+      if (invalid.empty())
+        st_.ingest.submit(std::move(batch.events), std::move(done));
+      else
+        st_.ingest.submit_with_quarantine(std::move(batch.events), std::move(invalid),
+                                          std::move(done));
     } catch (const std::exception& e) {
       on_commit(seq, commit_result{std::string{"ingest log refused the batch: "} + e.what()});
     }
@@ -291,6 +310,10 @@ private:
   net::steady_timer gate_timer_;
   connection_token token_;
   http::request<http::string_body> req_;
+  /// From the upgrade request: the client of every batch on this socket.
+  std::string user_agent_;
+  std::string forwarded_for_;
+  std::string peer_ip_;
   beast::flat_buffer rbuf_;
   std::deque<slot> slots_;
   uint64_t next_seq_ = 1;

@@ -86,6 +86,35 @@ struct dead_letter_query {
   bool all = false;
 };
 
+/// A request to the ingest log to make `text` the routes in effect (hot reload); `reply` gets
+/// (error, invalid, version, effective_from) once the new version is stored. Local only.
+struct route_swap_request {
+  std::string text;
+  /// Who or what asked ("api", "rollback to 3").
+  std::string comment;
+  std::function<void(std::string error, bool invalid, uint64_t version, log_offset effective_from)>
+    reply;
+};
+
+/// A query to the aggregator (trending, popular genres, also-watched); see docs/aggregates.md.
+struct aggregate_query {
+  enum class kind : uint8_t { trending, genres, also_watched };
+  kind what = kind::trending;
+  /// Trending: window length in ms (a multiple of `trending.bucket`).
+  int64_t window_ms = 0;
+  /// Genres: the UTC day (days since 1970-01-01).
+  int64_t day = 0;
+  /// Also-watched: the title.
+  std::string title_id;
+  /// Most items in the answer.
+  uint32_t k = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, aggregate_query& x) {
+  return f(caf::meta::type_name("aggregate_query"), x.what, x.window_ms, x.day, x.title_id, x.k);
+}
+
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, dead_letter_query& x) {
   return f(caf::meta::type_name("dead_letter_query"), x.after, x.limit, x.reason, x.ids, x.all);
@@ -110,6 +139,7 @@ typename Inspector::result_type inspect(Inspector& f, dead_letter& x) {
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::ingest_request)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::query_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sluice::route_swap_request)
 
 CAF_BEGIN_TYPE_ID_BLOCK(sluice, caf::first_custom_type_id)
 
@@ -121,6 +151,8 @@ CAF_ADD_TYPE_ID(sluice, (sluice::dead_letter))
 CAF_ADD_TYPE_ID(sluice, (sluice::ingest_request))
 CAF_ADD_TYPE_ID(sluice, (sluice::query_reply))
 CAF_ADD_TYPE_ID(sluice, (sluice::dead_letter_query))
+CAF_ADD_TYPE_ID(sluice, (sluice::aggregate_query))
+CAF_ADD_TYPE_ID(sluice, (sluice::route_swap_request))
 
 CAF_ADD_ATOM(sluice, sluice, append_atom, "append")
 CAF_ADD_ATOM(sluice, sluice, commit_atom, "commit")

@@ -25,7 +25,7 @@ constexpr mdb_mode_t file_mode = 0640;
 constexpr const char* data_file_name = "data.mdb";
 
 constexpr const char* db_names[db_count] = {
-  "log", "offsets", "devices", "profiles", "aggregates", "routes", "meta",
+  "log", "offsets", "devices", "profiles", "aggregates", "routes", "meta", "sessions",
 };
 
 /// Environment flags for each durability mode (MDB_NOTLS is added for every mode).

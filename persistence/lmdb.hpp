@@ -57,8 +57,9 @@ enum class db {
   aggregates,
   routes,
   meta,
+  sessions,  ///< device_id → its current session (see `session_tracker`)
 };
-inline constexpr int db_count = 7;
+inline constexpr int db_count = 8;
 
 /// Options for opening an environment.
 struct env_options {

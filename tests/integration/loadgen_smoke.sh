@@ -41,7 +41,7 @@ grep -q -- '--gateway.port' <<<"$help_out" || fail "sluice --help does not list 
 ok "sluice --help exits 0 and lists --gateway.port"
 
 shopt -s nullglob
-confs=("$CONF_DIR"/*)
+confs=("$CONF_DIR"/*.conf) # data files (titles.csv, geoip.csv) are loaded through sluice.conf
 ((${#confs[@]} > 0)) || fail "no files in $CONF_DIR"
 for f in "${confs[@]}"; do
   out=$("$SLUICE" check --config-file="$f" 2>&1) || fail "sluice check --config-file=$f exited $?: $out"

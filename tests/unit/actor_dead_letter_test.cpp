@@ -189,13 +189,15 @@ struct dead_letter_actor_test : dead_letter_store_test {
   };
   ingest_log_actor log;
   dead_letter_admin_actor dlq;
+  /// Set before `start` to have the sink mask PII.
+  std::shared_ptr<const pii_detector> pii_;
 
   void start() {
     ingest_log_deps deps;
     deps.env = env_.get();
     deps.metrics = &metrics_;
     log = spawn(ingest_log, std::move(deps));
-    dlq = spawn(dead_letter_sink, file(), std::string{"n1"}, &metrics_);
+    dlq = spawn(dead_letter_sink, file(), std::string{"n1"}, &metrics_, pii_);
     caf::anon_send(dlq, connect_atom_v, log);
     run();
   }
@@ -247,6 +249,29 @@ TEST_F(dead_letter_actor_test, dead_letters_written_by_the_actor_are_listed_thro
   EXPECT_EQ(item_ids(a->json), (std::vector<uint64_t>{1, 2}));
   EXPECT_NE(a->json.find("\"next\":2,\"total\":3"), std::string::npos) << a->json;
   EXPECT_EQ(metrics_.value("sluice_dead_letters_total", {{"origin", "sink.files"}}), 3.0);
+}
+
+TEST_F(dead_letter_actor_test, pii_in_a_dead_letter_is_masked_before_it_is_stored) {
+  std::string error;
+  pii_ = pii_detector::make(pii_options{}, error);
+  ASSERT_TRUE(pii_) << error;
+  start();
+  auto batch = decode_json(R"([{"id":"s1","type":"play","device_id":"d1","ts":5,)"
+                           R"("note":"card 4111 1111 1111 1111 by bob@example.com"}])",
+                           7);
+  ASSERT_EQ(batch.events.size(), 1u);
+  caf::anon_send(dlq, dead_atom_v,
+                 std::vector<dead_letter>{{batch.events[0], "schema play@1: field x", "schema"}});
+  run();
+  auto stored = read_file(file());
+  EXPECT_EQ(stored.find("4111"), std::string::npos) << stored;
+  EXPECT_EQ(stored.find("bob@example.com"), std::string::npos) << stored;
+  dead_letter_query q;
+  q.limit = 10;
+  auto a = ask(false, q);
+  ASSERT_TRUE(a->done);
+  EXPECT_NE(a->json.find("[masked:card]"), std::string::npos) << a->json;
+  EXPECT_NE(a->json.find("[masked:email]"), std::string::npos) << a->json;
 }
 
 TEST_F(dead_letter_actor_test, a_replay_appends_the_events_to_the_log_and_answers_after_commit) {

@@ -322,7 +322,8 @@ protected:
     ldeps.metrics = &metrics_;
     ldeps.consumers = {{"sink.s", consumer_spec::slice::all, 0, 1}};
     log_ = spawn(ingest_log, std::move(ldeps));
-    dlq_ = spawn(dead_letter_sink, dead_letter_file(), std::string{"n1"}, &metrics_);
+    dlq_ = spawn(dead_letter_sink, dead_letter_file(), std::string{"n1"}, &metrics_,
+                 std::shared_ptr<const pii_detector>{});
     auto routes = std::make_shared<route_table>();
     routes->unmatched_sinks = {0};
     sink_runner_deps deps;

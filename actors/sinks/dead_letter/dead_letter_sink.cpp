@@ -34,8 +34,11 @@ void answer(dead_letter_state::ticket& t) {
 
 dead_letter_admin_actor::behavior_type
 dead_letter_sink(dead_letter_admin_actor::stateful_pointer<dead_letter_state> self,
-                 std::string path, std::string node, metrics_registry* metrics) {
+                 std::string path, std::string node, metrics_registry* metrics,
+                 std::shared_ptr<const pii_detector> pii) {
   auto& st = self->state;
+  if (pii && pii->any_kind())
+    st.mask = std::make_unique<route_transformer>(std::move(pii), metrics, "dead-letters");
   st.node = std::move(node);
   st.metrics = metrics;
   st.failures = &metrics->get_counter("sluice_dead_letter_write_failures_total",
@@ -51,6 +54,9 @@ dead_letter_sink(dead_letter_admin_actor::stateful_pointer<dead_letter_state> se
   return {
     [self](dead_atom, std::vector<dead_letter>& letters) -> caf::result<caf::ok_atom> {
       auto& st = self->state;
+      if (st.mask)
+        for (auto& dl : letters)
+          st.mask->apply(dl.origin, st.mask_actions, dl.ev);
       for (auto& dl : letters)
         st.metrics
           ->get_counter("sluice_dead_letters_total",

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "actors/interfaces.hpp"
+#include "actors/route_actions.hpp"
 #include "actors/sinks/dead_letter/dead_letter_store.hpp"
 
 #include <caf/stateful_actor.hpp>
@@ -52,12 +53,18 @@ struct dead_letter_state {
   metrics_registry* metrics = nullptr;
   counter* failures = nullptr;
   counter* replayed = nullptr;
+  /// Masks PII in every dead letter before it is stored (null: no detector configured).
+  std::unique_ptr<route_transformer> mask;
+  route_actions mask_actions;
 };
 
 /// Spawns the dead-letter sink over the NDJSON file `path`
 /// (`<data-dir>/dead-letters/dead-letters.ndjson`); `node` is written into each rendered event.
+/// With a `pii` detector every stored dead letter has its detected PII masked first (secure by
+/// default: schema rejections reach the dead letters before any route could mask them).
 dead_letter_admin_actor::behavior_type
 dead_letter_sink(dead_letter_admin_actor::stateful_pointer<dead_letter_state> self,
-                 std::string path, std::string node, metrics_registry* metrics);
+                 std::string path, std::string node, metrics_registry* metrics,
+                 std::shared_ptr<const pii_detector> pii = nullptr);
 
 } // namespace sluice
