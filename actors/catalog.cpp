@@ -10,18 +10,12 @@
 #include <sstream>
 
 #include <fmt/format.h>
+#include "messages/text.hpp"
 
 namespace sluice {
 
 namespace {
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
-    s.remove_suffix(1);
-  return s;
-}
 
 constexpr std::array<std::string_view, 4> column_names{"id", "name", "genres", "duration"};
 
@@ -63,7 +57,7 @@ struct csv_reader {
   }
 
   void record() {
-    if (fields.size() == 1 && trim(fields[0]).empty())
+    if (fields.size() == 1 && trim_blanks(fields[0]).empty())
       return; // a line of blanks
     if (!header_done) {
       header();
@@ -75,22 +69,22 @@ struct csv_reader {
       return;
     }
     title_info t;
-    t.id = std::string{trim(fields[column[0]])};
-    t.name = std::string{trim(fields[column[1]])};
+    t.id = std::string{trim_blanks(fields[column[0]])};
+    t.name = std::string{trim_blanks(fields[column[1]])};
     if (t.id.empty())
       return fail("empty id");
     if (t.name.empty())
       return fail(fmt::format("title \"{}\" has an empty name", t.id));
     if (auto [it, fresh] = seen.emplace(t.id, record_line); !fresh)
       return fail(fmt::format("duplicate id \"{}\" (first on line {})", t.id, it->second));
-    std::string_view genres = trim(fields[column[2]]);
+    std::string_view genres = trim_blanks(fields[column[2]]);
     if (!genres.empty()) {
       for (;;) {
         auto bar = genres.find('|');
-        auto g = trim(genres.substr(0, bar));
+        auto g = trim_blanks(genres.substr(0, bar));
         if (g.empty())
           return fail(fmt::format("title \"{}\": empty genre in \"{}\"", t.id,
-                                  trim(fields[column[2]])));
+                                  trim_blanks(fields[column[2]])));
         if (std::find(t.genres.begin(), t.genres.end(), g) == t.genres.end())
           t.genres.emplace_back(g);
         if (bar == std::string_view::npos)
@@ -98,7 +92,7 @@ struct csv_reader {
         genres.remove_prefix(bar + 1);
       }
     }
-    auto duration = trim(fields[column[3]]);
+    auto duration = trim_blanks(fields[column[3]]);
     if (!parse_catalog_duration(duration, t.duration_ms))
       return fail(fmt::format("title \"{}\": duration \"{}\" is not a positive number of seconds "
                               "or of the form 1h32m / 45m / 90s",
@@ -111,7 +105,7 @@ struct csv_reader {
     columns = fields.size();
     std::array<bool, 4> found{};
     for (size_t i = 0; i < fields.size(); ++i) {
-      auto name = trim(fields[i]);
+      auto name = trim_blanks(fields[i]);
       if (i == 0 && name.substr(0, 3) == "\xEF\xBB\xBF")
         name.remove_prefix(3); // UTF-8 byte order mark
       auto pos = std::find(column_names.begin(), column_names.end(), name);
@@ -136,7 +130,7 @@ struct csv_reader {
 } // namespace
 
 bool parse_catalog_duration(std::string_view text, int64_t& ms) {
-  text = trim(text);
+  text = trim_blanks(text);
   if (text.empty())
     return false;
   auto digits = [](std::string_view s) {

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include <fmt/format.h>
+#include "messages/text.hpp"
 
 namespace sluice {
 
@@ -45,13 +46,6 @@ struct route_error {
   size_t value_offset = std::string_view::npos;
 };
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
-    s.remove_suffix(1);
-  return s;
-}
 
 // Offset in `text` of what an error about `key` of `[routes.<route>]` points at: the value of the
 // key (into a quoted value by `value_offset` characters, escapes counted), else the section
@@ -66,15 +60,15 @@ size_t locate(std::string_view text, const route_error& err) {
     if (eol == std::string_view::npos)
       eol = text.size();
     auto line = text.substr(pos, eol - pos);
-    auto t = trim(line);
+    auto t = trim_blanks(line);
     if (!t.empty() && t.front() == '[') {
       auto close = t.find(']');
-      in_section = close != std::string_view::npos && trim(t.substr(1, close - 1)) == header;
+      in_section = close != std::string_view::npos && trim_blanks(t.substr(1, close - 1)) == header;
       if (in_section && section_at == std::string_view::npos)
         section_at = pos + static_cast<size_t>(t.data() - line.data());
     } else if (in_section && !err.key.empty() && t.substr(0, err.key.size()) == err.key) {
       auto rest = t.substr(err.key.size());
-      auto r = trim(rest);
+      auto r = trim_blanks(rest);
       if (!r.empty() && r.front() == '=') {
         size_t v = static_cast<size_t>(r.data() - text.data()) + 1;
         while (v < eol && (text[v] == ' ' || text[v] == '\t'))

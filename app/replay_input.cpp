@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 
 #include <fmt/format.h>
+#include "messages/text.hpp"
 
 namespace sluice::replay {
 
@@ -297,14 +298,6 @@ void line_reader::skip_to(uint64_t offset, uint64_t next_line) {
 
 namespace {
 
-std::string_view trim(std::string_view s) {
-  auto space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
-  while (!s.empty() && space(s.front()))
-    s.remove_prefix(1);
-  while (!s.empty() && space(s.back()))
-    s.remove_suffix(1);
-  return s;
-}
 
 /// True when `cell` is a JSON number (an integer when `integer`), by simdjson's grammar.
 bool is_json_number(simdjson::dom::parser& parser, std::string_view cell, bool integer) {
@@ -328,7 +321,7 @@ public:
     std::string_view line;
     uint64_t number = 0;
     while (lines_.next(line, number)) {
-      auto t = trim(line);
+      auto t = trim_blanks(line);
       if (t.empty())
         continue;
       out.line = number;
@@ -504,7 +497,7 @@ private:
       }
       current_line_ = number;
       if (start_line_ == 0) {
-        if (trim(line).empty())
+        if (trim_blanks(line).empty())
           continue; // a blank line between records
         start_line_ = number;
         raw_.clear();

@@ -100,12 +100,6 @@ bool actor_ingest_port::admitting(std::string& reason, uint32_t& retry_after_s) 
 
 namespace {
 
-http_response json_response(unsigned status, std::string body) {
-  http_response res;
-  res.status = status;
-  res.body = std::move(body);
-  return res;
-}
 
 // Answers a state query from the shard owning `key`.
 handler entity_query(const std::vector<shard_actor>& shards, std::string param, std::string what,

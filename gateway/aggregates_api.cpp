@@ -21,12 +21,6 @@ constexpr uint32_t max_ranking_k = 1000;
 constexpr uint32_t default_ranking_k = 10;
 constexpr uint32_t default_also_watched_k = 5;
 
-http_response json_response(unsigned status, std::string body) {
-  http_response res;
-  res.status = status;
-  res.body = std::move(body);
-  return res;
-}
 
 http_response bad_request(const std::string& msg, const std::string& parameter) {
   std::string body = "{\"error\":";

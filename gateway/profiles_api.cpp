@@ -17,12 +17,6 @@ namespace {
 /// Longest watch-time range, in days (both ends inclusive).
 constexpr int32_t max_watch_time_days = 366;
 
-http_response json_response(unsigned status, std::string body) {
-  http_response res;
-  res.status = status;
-  res.body = std::move(body);
-  return res;
-}
 
 std::string error_body(const std::string& msg, const std::string& parameter = {}) {
   std::string body = "{\"error\":";

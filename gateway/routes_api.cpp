@@ -18,12 +18,6 @@ namespace sluice::gateway {
 
 namespace {
 
-http_response json_response(unsigned status, std::string body) {
-  http_response res;
-  res.status = status;
-  res.body = std::move(body);
-  return res;
-}
 
 http_response error_response(unsigned status, std::string_view message) {
   std::string body = "{\"error\":";

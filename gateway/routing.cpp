@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <string>
+#include "messages/text.hpp"
 
 namespace sluice::gateway::detail {
 
@@ -24,13 +25,6 @@ std::string lower(std::string_view s) {
   return out;
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
-}
 
 bool is_param(std::string_view seg) {
   return seg.size() >= 2 && seg.front() == '{' && seg.back() == '}';
@@ -223,7 +217,7 @@ std::map<std::string, std::string> parse_query(std::string_view query) {
 }
 
 std::string media_type(std::string_view content_type) {
-  return lower(trim(content_type.substr(0, content_type.find(';'))));
+  return lower(trim_blanks(content_type.substr(0, content_type.find(';'))));
 }
 
 std::optional<wire_format> format_for(std::string_view mt) {

@@ -86,6 +86,14 @@ struct http_response {
   std::vector<std::pair<std::string, std::string>> headers; ///< extra headers (e.g. Retry-After)
 };
 
+/// A JSON response with `status`.
+inline http_response json_response(unsigned status, std::string body) {
+  http_response res;
+  res.status = status;
+  res.body = std::move(body);
+  return res;
+}
+
 /// Sends the response; callable once, from any thread (it posts onto the connection's strand).
 using responder = std::function<void(http_response)>;
 

@@ -17,6 +17,7 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include "messages/text.hpp"
 
 namespace sluice {
 
@@ -214,13 +215,6 @@ unsigned __int128 mask6(unsigned len) {
   return len == 0 ? 0 : ~static_cast<unsigned __int128>(0) << (128 - len);
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
-    s.remove_suffix(1);
-  return s;
-}
 
 } // namespace
 
@@ -233,8 +227,8 @@ uint16_t cidr_table::country_index(std::string_view country) {
 }
 
 std::string cidr_table::add(std::string_view cidr, std::string_view country) {
-  cidr = trim(cidr);
-  country = trim(country);
+  cidr = trim_blanks(cidr);
+  country = trim_blanks(country);
   if (country.empty())
     return fmt::format("network {} has no country", cidr);
   auto slash = cidr.find('/');
@@ -272,45 +266,46 @@ std::string cidr_table::add(std::string_view cidr, std::string_view country) {
   return {};
 }
 
+namespace {
+
+/// Sorts the networks of one prefix length and keeps the last entry of equal networks (a later
+/// line of the table overrides an earlier one).
+template <class Entry>
+void sort_unique_networks(std::vector<Entry>& v) {
+  std::stable_sort(v.begin(), v.end(), [](auto& a, auto& b) { return a.net < b.net; });
+  std::vector<Entry> unique;
+  for (auto& e : v) {
+    if (!unique.empty() && unique.back().net == e.net)
+      unique.back() = e;
+    else
+      unique.push_back(e);
+  }
+  v.swap(unique);
+}
+
+/// Sorts every non-empty prefix length of `by_len` and lists them longest first in `lengths`.
+template <class Table>
+void finish_lengths(Table& by_len, std::vector<uint8_t>& lengths) {
+  lengths.clear();
+  for (int len = static_cast<int>(by_len.size()) - 1; len >= 0; --len) {
+    auto& v = by_len[static_cast<size_t>(len)];
+    if (v.empty())
+      continue;
+    sort_unique_networks(v);
+    lengths.push_back(static_cast<uint8_t>(len));
+  }
+}
+
+} // namespace
+
 void cidr_table::finish() {
-  v4_lengths_.clear();
-  v6_lengths_.clear();
-  for (int len = 32; len >= 0; --len) {
-    auto& v = v4_[static_cast<size_t>(len)];
-    if (v.empty())
-      continue;
-    // later duplicates win: stable sort, then keep the last of equal networks
-    std::stable_sort(v.begin(), v.end(), [](auto& a, auto& b) { return a.net < b.net; });
-    std::vector<v4_entry> unique;
-    for (auto& e : v) {
-      if (!unique.empty() && unique.back().net == e.net)
-        unique.back() = e;
-      else
-        unique.push_back(e);
-    }
-    v.swap(unique);
-    v4_lengths_.push_back(static_cast<uint8_t>(len));
-  }
-  for (int len = 128; len >= 0; --len) {
-    auto& v = v6_[static_cast<size_t>(len)];
-    if (v.empty())
-      continue;
-    std::stable_sort(v.begin(), v.end(), [](auto& a, auto& b) { return a.net < b.net; });
-    std::vector<v6_entry> unique;
-    for (auto& e : v) {
-      if (!unique.empty() && unique.back().net == e.net)
-        unique.back() = e;
-      else
-        unique.push_back(e);
-    }
-    v.swap(unique);
-    v6_lengths_.push_back(static_cast<uint8_t>(len));
-  }
+  finish_lengths(v4_, v4_lengths_);
+  finish_lengths(v6_, v6_lengths_);
 }
 
 std::string_view cidr_table::lookup(std::string_view text) const {
   parsed_ip ip;
-  if (!parse_ip(trim(text), ip))
+  if (!parse_ip(trim_blanks(text), ip))
     return {};
   if (!ip.v6) {
     for (auto len : v4_lengths_) {
@@ -348,7 +343,7 @@ std::string cidr_table::load_csv(const std::string& path) {
   size_t line_no = 0;
   while (std::getline(in, line)) {
     ++line_no;
-    auto text = trim(line);
+    auto text = trim_blanks(line);
     if (text.empty() || text.front() == '#')
       continue;
     csv_parser parser;
@@ -363,7 +358,7 @@ std::string cidr_table::load_csv(const std::string& path) {
       return fmt::format("{}:{}: malformed CSV: {}", path, line_no, parse_error);
     if (row.fields.size() < 2)
       return fmt::format("{}:{}: expected network,country", path, line_no);
-    auto first = trim(row.fields[0]);
+    auto first = trim_blanks(row.fields[0]);
     if (first == "network" || first == "cidr")
       continue; // header row
     if (auto err = add(row.fields[0], row.fields[1]); !err.empty())
@@ -388,7 +383,7 @@ std::string enricher::init(const enrich_options& opts) {
 std::string_view enricher::client_ip(const client_info& client) const {
   if (opts_.trust_forwarded_for && !client.forwarded_for.empty()) {
     auto first = client.forwarded_for.substr(0, client.forwarded_for.find(','));
-    first = trim(first);
+    first = trim_blanks(first);
     if (!first.empty())
       return first;
   }
