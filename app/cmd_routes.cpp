@@ -93,7 +93,10 @@ int run_routes_command(int argc, char** argv) {
   for (auto& s : cfg.node.sinks)
     sinks.push_back(s.name);
   route_table table;
-  if (auto err = compile_route_text(text.str(), sinks, table); !err.empty()) {
+  auto err = compile_route_text(text.str(), sinks, table);
+  if (err.empty()) // the node refuses hashing routes without a secret; so does the check
+    err = check_route_secret(table, cfg.node.pii_secret_set);
+  if (!err.empty()) {
     size_t line = 0, column = 0;
     if (gateway::error_position(err, line, column))
       std::cout << file << ':' << line << ':' << column << ": " << strip_position(err) << '\n';
