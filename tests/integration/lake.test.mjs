@@ -47,6 +47,11 @@ function writeConf(name, { maxFileAge = '1h', root = '"lake"', s3 = null } = {})
   assert.match(text, /^max-file-age = .*$/m, 'conf/sluice.conf has a lake max-file-age');
   assert.match(text, /^root = "lake"$/m, 'conf/sluice.conf has a lake root');
   text = text.replace(/^max-file-age = .*$/m, `max-file-age = ${maxFileAge}`);
+  // Enrichment and sessions off: this test compares every row's attrs with what it sent
+  // (enrichment has its own test, schemas_enrich.test.mjs).
+  const enabled = text.match(/^enabled = true$/gm) ?? [];
+  assert.equal(enabled.length, 2, 'conf/sluice.conf enables enrich and sessions');
+  text = text.replace(/^enabled = true$/gm, 'enabled = false');
   let rootLines = `root = ${root}`;
   if (s3)
     rootLines += `\nendpoint = "${s3.endpoint}"\nregion = "us-east-1"\naccess-key = "${s3.accessKey}"`
