@@ -2,6 +2,9 @@
 
 #include <arpa/inet.h>
 #include <hs/hs.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
@@ -53,21 +56,224 @@ constexpr pattern patterns[] = {
   {pii_kind::ipv6, "[0-9A-Fa-f:]*::[0-9A-Fa-f:.]*"},
 };
 
-// The pre-filter over a whole event: cheaper supersets of the patterns above (single-class
-// repeats, no start offsets, one match is enough). Each matches wherever the exact pattern's
-// validated match is, so an event the pre-filter passes over holds no PII.
-constexpr pattern prefilter_patterns[] = {
-  {pii_kind::card, "[0-9][0-9 \\-]{11,36}[0-9]"},
-  {pii_kind::email, "[A-Za-z0-9._%+\\-]@[A-Za-z0-9\\-]+(?:\\.[A-Za-z0-9\\-]+)*\\.[A-Za-z]{2}"},
-  // E.164, the last groups of a North American number, a national number with trunk 0.
-  {pii_kind::phone, "\\+[1-9][0-9 .()\\-]{7}"},
-  {pii_kind::phone, "[0-9]{3}[ .\\-][0-9]{4}"},
-  {pii_kind::phone, "0[1-9][0-9]{0,4}[ \\-/][0-9]{2}"},
-  {pii_kind::ipv4, "[0-9]\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]"},
-  // "::", or four groups in a row (an address without "::" has eight): not a time 10:00:00.
-  {pii_kind::ipv6, "::"},
-  {pii_kind::ipv6, "[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}"},
+// The pre-filter: necessary conditions of the patterns above, checked over the raw bytes with
+// bit masks of byte classes (SSE2, 16 bytes a step) and no regex engine: Hyperscan's fixed cost
+// per scan exceeds the budget of this check. Every kind needs one of:
+// - card, phone, IPv4: a run of digits and number separators (` .-()/+`) with at least 7 digits
+//   (a phone has 7 or more, a card 13 or more), or with 4 digits and 3 dots (an IPv4 address);
+// - e-mail: an `@`;
+// - IPv6: `::`, or a run of hex digits and colons with 7 colons (eight groups).
+// Each pattern's match lies inside such a run, and a run in a string value lies inside a run of
+// the raw bytes around it (msgpack keys and headers can only lengthen it), so text the pre-filter
+// passes over holds no PII; a hit may be a false alarm that the exact scan then rejects.
+
+constexpr uint32_t kind_bit(pii_kind k) {
+  return 1u << static_cast<unsigned>(k);
+}
+
+constexpr size_t block_bytes = 64;
+
+/// Class masks of one block of up to 64 bytes: bit i is byte i.
+struct block_masks {
+  uint64_t number = 0; ///< digits and number separators
+  uint64_t digit = 0;
+  uint64_t dot = 0;
+  uint64_t hex_colon = 0; ///< hex digits and colons (may be left empty around no colon)
+  uint64_t colon = 0;
+  uint64_t at = 0;
 };
+
+enum : uint8_t {
+  cls_digit = 1,   // 0-9
+  cls_num_sep = 2, // separators inside numbers: space . - ( ) / +
+  cls_dot = 4,     // .
+  cls_hex = 8,     // 0-9 A-F a-f
+  cls_colon = 16,  // :
+  cls_at = 32,     // @
+};
+
+struct byte_classes {
+  uint8_t of[256] = {};
+  constexpr byte_classes() {
+    for (int c = '0'; c <= '9'; ++c)
+      of[c] = cls_digit | cls_hex;
+    for (int c = 'a'; c <= 'f'; ++c)
+      of[c] = cls_hex;
+    for (int c = 'A'; c <= 'F'; ++c)
+      of[c] = cls_hex;
+    for (char c : {' ', '-', '(', ')', '/', '+'})
+      of[static_cast<unsigned char>(c)] = cls_num_sep;
+    of[static_cast<unsigned char>('.')] = cls_num_sep | cls_dot;
+    of[static_cast<unsigned char>(':')] = cls_colon;
+    of[static_cast<unsigned char>('@')] = cls_at;
+  }
+};
+
+constexpr byte_classes classes{};
+
+/// Adds the masks of bytes `[from, to)` of `p`, one at a time.
+void classify_bytes(const char* p, size_t from, size_t to, block_masks& m) noexcept {
+  for (size_t i = from; i < to; ++i) {
+    unsigned c = classes.of[static_cast<unsigned char>(p[i])];
+    auto bit = [&](bool b) { return static_cast<uint64_t>(b) << i; };
+    m.number |= bit((c & (cls_digit | cls_num_sep)) != 0);
+    m.digit |= bit((c & cls_digit) != 0);
+    m.dot |= bit((c & cls_dot) != 0);
+    m.hex_colon |= bit((c & (cls_hex | cls_colon)) != 0);
+    m.colon |= bit((c & cls_colon) != 0);
+    m.at |= bit((c & cls_at) != 0);
+  }
+}
+
+#if defined(__SSE2__)
+
+/// Adds the masks of the 16 bytes `v` at bit `at`.
+void classify16(__m128i v, size_t at, block_masks& m) noexcept {
+  auto eq = [&](char c) { return _mm_cmpeq_epi8(v, _mm_set1_epi8(c)); };
+  auto in = [](__m128i x, char lo, char hi) { // signed: bytes >= 0x80 are never inside
+    return _mm_and_si128(_mm_cmpgt_epi8(x, _mm_set1_epi8(static_cast<char>(lo - 1))),
+                         _mm_cmplt_epi8(x, _mm_set1_epi8(static_cast<char>(hi + 1))));
+  };
+  __m128i digit = in(v, '0', '9');
+  __m128i dot = eq('.');
+  __m128i colon = eq(':');
+  __m128i sep = _mm_or_si128(
+    _mm_or_si128(_mm_or_si128(eq(' '), eq('-')), _mm_or_si128(eq('('), eq(')'))),
+    _mm_or_si128(_mm_or_si128(eq('/'), eq('+')), dot));
+  auto bits = [&](__m128i x) {
+    return static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(x))) << at;
+  };
+  m.number |= bits(_mm_or_si128(digit, sep));
+  m.digit |= bits(digit);
+  m.dot |= bits(dot);
+  m.at |= bits(eq('@'));
+  if (uint64_t colons = bits(colon); colons != 0) { // hex runs matter only around colons
+    __m128i letter = in(_mm_or_si128(v, _mm_set1_epi8(0x20)), 'a', 'f'); // A-F, a-f
+    m.hex_colon |= bits(_mm_or_si128(_mm_or_si128(digit, letter), colon));
+    m.colon |= colons;
+  }
+}
+
+block_masks classify(const char* p, size_t n) noexcept {
+  constexpr size_t step = 16;
+  block_masks m;
+  size_t i = 0;
+  for (; i + step <= n; i += step)
+    classify16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i)), i, m);
+  if (i < n && n >= step) // the tail: the last 16 bytes again (their bits are the same)
+    classify16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + n - step)), n - step, m);
+  else if (i < n)
+    classify_bytes(p, i, n, m);
+  return m;
+}
+
+#else
+
+block_masks classify(const char* p, size_t n) noexcept {
+  block_masks m;
+  classify_bytes(p, 0, n, m);
+  return m;
+}
+
+#endif
+
+/// Set bits of `x` (without a libgcc call where the target has no POPCNT instruction).
+constexpr unsigned popcount(uint64_t x) noexcept {
+  x = x - ((x >> 1) & 0x5555555555555555ULL);
+  x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+  x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
+  return static_cast<unsigned>((x * 0x0101010101010101ULL) >> 56);
+}
+
+/// Counts two byte classes (`a` and `b`) in the runs of a third across blocks (a run open at
+/// the end of a block continues into the next), from the first `a` byte of each run on: `b`
+/// bytes before it are not counted (every condition checked starts with an `a` byte).
+struct run_counter {
+  /// Counts of the run open at the end of the last block; zero when none holds an `a` byte.
+  unsigned a = 0;
+  unsigned b = 0;
+
+  /// Feeds one block of `width` bytes: `runs` marks the run bytes, `ma` (within `runs`) and `mb`
+  /// the counted ones. True as soon as some run's counts satisfy `ok(a, b)` (monotone in both).
+  /// Visits only the runs holding an `a` byte.
+  template <class Ok>
+  bool feed(uint64_t runs, uint64_t ma, uint64_t mb, size_t width, Ok ok) noexcept {
+    uint64_t top = uint64_t{1} << (width - 1);
+    unsigned carried_a = a, carried_b = b;
+    a = b = 0;
+    if (carried_a != 0 && (runs & 1) != 0) { // the open run goes on at bit 0
+      uint64_t run = runs & ~(runs + 1);
+      carried_a += popcount(ma & run);
+      carried_b += popcount(mb & run);
+      if (ok(carried_a, carried_b))
+        return true;
+      ma &= ~run;
+      if ((run & top) != 0) {
+        a = carried_a;
+        b = carried_b;
+      }
+    }
+    while (ma != 0) {
+      uint64_t first = ma & (~ma + 1);       // the first `a` byte of a run
+      uint64_t from = runs & ~(first - 1);   // the runs from there on
+      uint64_t run = from & ~(from + first); // that run, from that byte on
+      unsigned ra = popcount(ma & run), rb = popcount(mb & run);
+      if (ok(ra, rb))
+        return true;
+      ma &= ~run;
+      if ((run & top) != 0) {
+        a = ra;
+        b = rb;
+      }
+    }
+    return false;
+  }
+};
+
+} // namespace
+
+bool pii_prefilter::hit(std::string_view text) const noexcept {
+  constexpr unsigned ipv4_digits = 4, ipv4_dots = 3, ipv6_colons = 7;
+  auto number = [this](unsigned digits, unsigned dots) {
+    return digits >= min_digits_ || (ipv4_ && digits >= ipv4_digits && dots >= ipv4_dots);
+  };
+  auto eight_groups = [](unsigned colons, unsigned) { return colons >= ipv6_colons; };
+  bool numbers = min_digits_ != UINT32_MAX || ipv4_;
+  run_counter num, hex;
+  bool prev_colon = false;
+  for (size_t off = 0; off < text.size(); off += block_bytes) {
+    size_t n = std::min(block_bytes, text.size() - off);
+    auto m = classify(text.data() + off, n);
+    if (email_ && m.at != 0)
+      return true;
+    if (ipv6_) {
+      if ((m.colon & (m.colon >> 1)) != 0 || (prev_colon && (m.colon & 1) != 0)) // "::"
+        return true;
+      // A block without colons ends every hex run that could still become an address (its
+      // groups have at most four digits).
+      if (m.colon == 0)
+        hex = run_counter{};
+      else if (hex.feed(m.hex_colon, m.colon, 0, n, eight_groups))
+        return true;
+      prev_colon = ((m.colon >> (n - 1)) & 1) != 0;
+    }
+    if (numbers && num.feed(m.number, m.digit, m.dot, n, number))
+      return true;
+  }
+  return false;
+}
+
+void pii_prefilter::init(uint32_t kinds_mask) noexcept {
+  constexpr unsigned phone_digits = 7, card_digits = 13, never = UINT32_MAX;
+  min_digits_ = (kinds_mask & kind_bit(pii_kind::phone)) != 0  ? phone_digits
+                : (kinds_mask & kind_bit(pii_kind::card)) != 0 ? card_digits
+                                                                : never;
+  ipv4_ = (kinds_mask & kind_bit(pii_kind::ipv4)) != 0;
+  ipv6_ = (kinds_mask & kind_bit(pii_kind::ipv6)) != 0;
+  email_ = (kinds_mask & kind_bit(pii_kind::email)) != 0;
+}
+
+namespace {
 
 bool is_alnum(char c) noexcept {
   return std::isalnum(static_cast<unsigned char>(c)) != 0;
@@ -109,7 +315,6 @@ hs_database* compile_db(const std::vector<const char*>& exprs, unsigned flags, u
 
 pii_detector::~pii_detector() {
   hs_free_database(block_db_);
-  hs_free_database(vector_db_);
 }
 
 std::shared_ptr<const pii_detector> pii_detector::make(const pii_options& opts,
@@ -160,13 +365,7 @@ std::shared_ptr<const pii_detector> pii_detector::make(const pii_options& opts,
   d->block_db_ = compile_db(exprs, HS_FLAG_SOM_LEFTMOST, HS_MODE_BLOCK, error);
   if (d->block_db_ == nullptr)
     return nullptr;
-  std::vector<const char*> quick;
-  for (auto& p : prefilter_patterns)
-    if ((d->kinds_mask_ & (1u << static_cast<unsigned>(p.kind))) != 0)
-      quick.push_back(p.regex);
-  d->vector_db_ = compile_db(quick, HS_FLAG_SINGLEMATCH, HS_MODE_VECTORED, error);
-  if (d->vector_db_ == nullptr)
-    return nullptr;
+  d->prefilter_.init(d->kinds_mask_);
   return d;
 }
 
@@ -192,8 +391,7 @@ bool pii_detector::scans(std::string_view path) const noexcept {
 pii_scanner::pii_scanner(std::shared_ptr<const pii_detector> detector)
   : detector_(std::move(detector)) {
   if (detector_->block_db_ != nullptr) {
-    if (hs_alloc_scratch(detector_->block_db_, &scratch_) != HS_SUCCESS
-        || hs_alloc_scratch(detector_->vector_db_, &scratch_) != HS_SUCCESS)
+    if (hs_alloc_scratch(detector_->block_db_, &scratch_) != HS_SUCCESS)
       throw std::runtime_error("Hyperscan scratch allocation failed");
   }
   // Typical strings produce a handful of candidates; the buffers grow once if needed.
@@ -206,30 +404,19 @@ pii_scanner::~pii_scanner() {
   hs_free_scratch(scratch_);
 }
 
-bool pii_scanner::maybe(const event& e) {
+bool pii_scanner::maybe(const event& e) const noexcept {
   if (scratch_ == nullptr)
     return false;
   // The event id is scanned only when pii.fields names it (it identifies the event; gateway ids
   // are UUIDs).
-  bool with_id = detector_->scans_id_;
-  const char* data[] = {e.device_id.data(), e.profile_id.data(), e.attrs.data(), e.id.data()};
-  unsigned lengths[] = {static_cast<unsigned>(e.device_id.size()),
-                        static_cast<unsigned>(e.profile_id.size()),
-                        static_cast<unsigned>(e.attrs.size()),
-                        static_cast<unsigned>(e.id.size())};
-  bool hit = false;
-  auto on_match = [](unsigned, unsigned long long, unsigned long long, unsigned,
-                     void* ctx) -> int {
-    *static_cast<bool*>(ctx) = true;
-    return 1; // one is enough: stop scanning
-  };
-  hs_scan_vector(detector_->vector_db_, data, lengths, with_id ? 4 : 3, 0, scratch_, on_match,
-                 &hit);
-  return hit;
+  auto& pf = detector_->prefilter_;
+  return pf.hit(e.attrs) || pf.hit(e.device_id) || pf.hit(e.profile_id)
+         || (detector_->scans_id_ && pf.hit(e.id));
 }
 
 void pii_scanner::find(std::string_view text, std::vector<pii_span>& out) {
-  if (scratch_ == nullptr || text.empty() || text.size() > UINT32_MAX)
+  if (scratch_ == nullptr || text.empty() || text.size() > UINT32_MAX
+      || !detector_->prefilter_.hit(text))
     return;
   candidates_.clear();
   auto on_match = [](unsigned id, unsigned long long from, unsigned long long to, unsigned,

@@ -57,9 +57,30 @@ struct pii_span {
   uint32_t end = 0;
 };
 
+/// The quick necessary condition for PII in a byte string (the conditions are listed in
+/// `pii.cpp`): false means the text holds no value of the enabled kinds; true may be a false
+/// alarm that the exact scan rejects. One pass over the bytes with byte-class bit masks (SSE2,
+/// 16 bytes a step; a scalar table elsewhere), no regex engine, no allocation.
+///
+/// Lifecycle: set up once by `init` inside the detector, then immutable; `hit` is const and safe
+/// from many threads. Works on raw bytes of any encoding (msgpack headers and keys included).
+class pii_prefilter {
+public:
+  /// Enables the conditions of the kinds in `kinds_mask` (bit `1 << kind`).
+  void init(uint32_t kinds_mask) noexcept;
+  /// Whether `text` may hold PII of an enabled kind.
+  bool hit(std::string_view text) const noexcept;
+
+private:
+  uint32_t min_digits_ = UINT32_MAX;
+  bool ipv4_ = false;
+  bool ipv6_ = false;
+  bool email_ = false;
+};
+
 /// The compiled detector of a node: one Hyperscan multi-pattern database for exact spans
-/// (`HS_FLAG_SOM_LEFTMOST`, block mode) and one without start offsets for the quick pre-filter
-/// over a whole event (vectored mode), plus the validation that patterns cannot express: Luhn and
+/// (`HS_FLAG_SOM_LEFTMOST`, block mode), a `pii_prefilter` run before it (over a whole event and
+/// over each string), plus the validation that patterns cannot express: Luhn and
 /// issuer digit for cards, digit counts for phones, octet ranges for IPv4, `inet_pton` for IPv6,
 /// and word boundaries.
 ///
@@ -98,7 +119,7 @@ private:
   std::vector<std::string> envelope_fields_;
   bool scans_id_ = false;
   hs_database* block_db_ = nullptr;
-  hs_database* vector_db_ = nullptr;
+  pii_prefilter prefilter_;
   /// Pattern id → kind.
   std::vector<pii_kind> pattern_kinds_;
 };
@@ -118,9 +139,9 @@ public:
     return *detector_;
   }
 
-  /// Quick pre-filter: false means no string of `e` holds PII (one vectored scan over the raw
+  /// Quick pre-filter: false means no string of `e` holds PII (`pii_prefilter` over the raw
   /// envelope strings and attribute bytes). True may be a false alarm; `find` decides.
-  bool maybe(const event& e);
+  bool maybe(const event& e) const noexcept;
 
   /// Appends the PII values found in `text` to `out`, sorted, non-overlapping.
   void find(std::string_view text, std::vector<pii_span>& out);

@@ -5,11 +5,10 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
-#include <new>
+#include <cstring>
 #include <optional>
 
 #include <fmt/format.h>
-#include <msgpack.hpp>
 #include <re2/re2.h>
 
 namespace sluice {
@@ -229,6 +228,7 @@ private:
                                 re->error()));
       }
       n.regex = std::move(re);
+      literal_form(lit.s, n);
       n.values.push_back(std::move(lit));
       return push(std::move(n));
     }
@@ -257,6 +257,38 @@ private:
       return -1;
     n.values.push_back(std::move(lit));
     return push(std::move(n));
+  }
+
+  // Recognizes `^literal` and `^literal$` (printable ASCII; metacharacters only escaped), which
+  // `eval` tests as a prefix or equality; any other form stays with RE2, which has validated it.
+  static void literal_form(std::string_view re, node& n) {
+    if (re.empty() || re[0] != '^')
+      return;
+    static constexpr std::string_view meta = "\\.+*?()|[]{}^$";
+    std::string lit;
+    for (size_t i = 1; i < re.size(); ++i) {
+      char c = re[i];
+      if (c < ' ' || c > '~')
+        return;
+      if (c == '$' && i + 1 == re.size()) {
+        n.literal_exact = true;
+        break;
+      }
+      if (c == '\\') {
+        // An escaped punctuation character is itself; escapes with letters or digits are classes
+        // or special (\d, \b, \Q, \1).
+        if (i + 1 == re.size() || std::isalnum(static_cast<unsigned char>(re[i + 1]))
+            || re[i + 1] < ' ' || re[i + 1] > '~')
+          return;
+        lit += re[++i];
+        continue;
+      }
+      if (meta.find(c) != std::string_view::npos)
+        return;
+      lit += c;
+    }
+    n.literal_prefix = std::move(lit);
+    n.literal_regex = true;
   }
 
   static std::string field_name(predicate::field f) {
@@ -431,185 +463,23 @@ void predicate::assign_slots(std::vector<std::string>& paths) {
 
 namespace {
 
-// Resolves attribute paths in one msgpack-c SAX pass (see `resolve_attr_slots`).
-struct slot_visitor : msgpack::null_visitor {
-  static constexpr size_t max_depth = 32;
-  const std::vector<std::string>* paths = nullptr;
-  attr_slot* slots = nullptr;
-  size_t missing = 0;
-  // The dotted path of the current key, and its length at each map level.
-  std::string path;
-  size_t base[max_depth] = {};
-  size_t depth = 0;
-  // Inside an array (or too deep): no paths there.
-  size_t opaque = 0;
-  bool in_key = false;
-  bool key_ok = false;
-
-  void init() {
-    path.clear();
-    depth = 0;
-    nframes = 0;
-    overflow = 0;
-    opaque = 0;
-    in_key = false;
-    key_ok = false;
-  }
-
-  // The value of the current key is `v`.
-  void found(const attr_value& v) {
-    if (opaque > 0 || !key_ok || depth == 0 || missing == 0)
-      return;
-    for (size_t i = 0; i < paths->size(); ++i) {
-      if (!slots[i].found && (*paths)[i] == path) {
-        slots[i].found = true;
-        slots[i].value = v;
-        --missing;
-      }
-    }
-  }
-  bool scalar(attr_value v) {
-    if (!in_key)
-      found(v);
-    else
-      key_ok = false; // a non-string key never matches
+// String equality that rejects on the length and the first and last bytes first (literals of one
+// predicate often share a length) and compares short strings without a call to memcmp.
+inline bool same(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size())
+    return false;
+  if (a.empty())
     return true;
-  }
-  bool visit_nil() {
-    return scalar({});
-  }
-  bool visit_boolean(bool b) {
-    attr_value v;
-    v.type = attr_value::kind::boolean;
-    v.b = b;
-    return scalar(v);
-  }
-  bool visit_positive_integer(uint64_t u) {
-    attr_value v;
-    if (u <= static_cast<uint64_t>(INT64_MAX)) {
-      v.type = attr_value::kind::integer;
-      v.i = static_cast<int64_t>(u);
-    } else {
-      v.type = attr_value::kind::other; // does not fit attr_value's int64
-    }
-    return scalar(v);
-  }
-  bool visit_negative_integer(int64_t i) {
-    attr_value v;
-    v.type = attr_value::kind::integer;
-    v.i = i;
-    return scalar(v);
-  }
-  bool visit_float32(float f) {
-    return visit_float64(f);
-  }
-  bool visit_float64(double d) {
-    attr_value v;
-    v.type = attr_value::kind::floating;
-    v.d = d;
-    return scalar(v);
-  }
-  bool visit_str(const char* p, uint32_t n) {
-    if (in_key) {
-      if (opaque == 0 && depth > 0) {
-        path.resize(base[depth - 1]);
-        if (!path.empty())
-          path += '.';
-        path.append(p, n);
-        key_ok = true;
-      }
-      return true;
-    }
-    attr_value v;
-    v.type = attr_value::kind::string;
-    v.s = std::string_view{p, n};
-    found(v);
-    return true;
-  }
-  bool other() {
-    attr_value v;
-    v.type = attr_value::kind::other;
-    return scalar(v);
-  }
-  bool visit_bin(const char*, uint32_t) {
-    return other();
-  }
-  bool visit_ext(const char*, uint32_t) {
-    return other();
-  }
-  // Containers: a map under a matchable key is a level of the path; arrays, maps as keys, maps
-  // under non-string keys or too deep are opaque (nothing inside them is matched).
-  static constexpr size_t max_frames = 64;
-  enum frame : uint8_t { level, opaque_frame };
-  frame frames[max_frames] = {};
-  size_t nframes = 0;
-  size_t overflow = 0;
-  void push(frame f) {
-    if (f == opaque_frame)
-      ++opaque;
-    if (nframes < max_frames) {
-      frames[nframes++] = f;
-    } else {
-      ++overflow;
-      if (f == level) { // never deeper than max_depth levels: count it as opaque
-        ++opaque;
-        --depth;
-      }
-    }
-  }
-  void pop() {
-    if (overflow > 0) {
-      --overflow;
-      --opaque;
-      return;
-    }
-    if (frames[--nframes] == opaque_frame) {
-      --opaque;
-    } else {
-      --depth;
-      path.resize(base[depth]);
-    }
-  }
-  bool start_array(uint32_t) {
-    other();
-    push(opaque_frame);
-    return true;
-  }
-  bool end_array() {
-    pop();
-    return true;
-  }
-  bool start_map(uint32_t) {
-    bool root = nframes == 0 && overflow == 0;
-    if (!root)
-      other();
-    if (opaque == 0 && depth < max_depth && (root || (!in_key && key_ok))) {
-      base[depth] = path.size();
-      ++depth;
-      push(level);
-    } else {
-      push(opaque_frame);
-    }
-    return true;
-  }
-  bool end_map() {
-    pop();
-    return true;
-  }
-  bool start_map_key() {
-    in_key = true;
-    key_ok = false;
-    return true;
-  }
-  bool end_map_key() {
-    in_key = false;
-    return true;
-  }
-  void parse_error(size_t, size_t) {
-  }
-  void insufficient_bytes(size_t, size_t) {
-  }
-};
+  if (a.front() != b.front() || a.back() != b.back())
+    return false;
+  constexpr size_t short_string = 16;
+  if (a.size() > short_string)
+    return std::memcmp(a.data(), b.data(), a.size()) == 0;
+  for (size_t i = 1; i + 1 < a.size(); ++i)
+    if (a[i] != b[i])
+      return false;
+  return true;
+}
 
 } // namespace
 
@@ -617,79 +487,48 @@ bool resolve_attr_slots(std::string_view attrs, const std::vector<std::string>& 
                         attr_slot* slots) {
   if (paths.size() > max_attr_slots)
     return false;
-  for (size_t i = 0; i < paths.size(); ++i)
-    new (&slots[i]) attr_slot{};
-  if (attrs.empty() || paths.empty())
-    return true;
-  // One visitor and parser per thread: the parser's stack keeps its capacity across events.
-  thread_local slot_visitor visitor;
-  thread_local msgpack::v3::detail::parse_helper<slot_visitor> parser{visitor};
-  visitor.paths = &paths;
-  visitor.slots = slots;
-  visitor.missing = paths.size();
-  parser.init();
-  size_t off = 0;
-  auto ret = parser.execute(attrs.data(), attrs.size(), off);
-  return ret == msgpack::PARSE_SUCCESS || ret == msgpack::PARSE_EXTRA_BYTES;
+  return find_attrs(attrs, paths, slots);
 }
 
 namespace {
 
-// A field value as read from an event, without copying.
-struct view {
-  attr_value::kind type = attr_value::kind::nil;
-  bool b = false;
-  int64_t i = 0;
-  double d = 0;
-  std::string_view s;
-};
+using view = attr_value;
 
-std::optional<view> read_field(const predicate::node& n, const event& e,
-                               const attr_slot* slots) {
-  view v;
+// The value of the field `n` reads: the slot's value, or `tmp` filled from the envelope (or by
+// `find_attr` without slots); null when the field is absent. Copies no string.
+const view* read_field(const predicate::node& n, const event& e, const attr_slot* slots,
+                       view& tmp) {
+  auto str = [&](const std::string& s) {
+    tmp.type = attr_value::kind::string;
+    tmp.s = s;
+    return &tmp;
+  };
+  auto num = [&](int64_t i) {
+    tmp.type = attr_value::kind::integer;
+    tmp.i = i;
+    return &tmp;
+  };
   switch (n.source) {
-    case predicate::field::id: v.type = attr_value::kind::string; v.s = e.id; return v;
-    case predicate::field::type: v.type = attr_value::kind::string; v.s = e.type; return v;
-    case predicate::field::device_id:
-      v.type = attr_value::kind::string;
-      v.s = e.device_id;
-      return v;
-    case predicate::field::profile_id:
-      if (e.profile_id.empty())
-        return std::nullopt;
-      v.type = attr_value::kind::string;
-      v.s = e.profile_id;
-      return v;
-    case predicate::field::ts: v.type = attr_value::kind::integer; v.i = e.ts; return v;
-    case predicate::field::ingest_ts:
-      v.type = attr_value::kind::integer;
-      v.i = e.ingest_ts;
-      return v;
-    case predicate::field::offset:
-      v.type = attr_value::kind::integer;
-      v.i = static_cast<int64_t>(e.offset);
-      return v;
+    case predicate::field::id: return str(e.id);
+    case predicate::field::type: return str(e.type);
+    case predicate::field::device_id: return str(e.device_id);
+    case predicate::field::profile_id: return e.profile_id.empty() ? nullptr : str(e.profile_id);
+    case predicate::field::ts: return num(e.ts);
+    case predicate::field::ingest_ts: return num(e.ingest_ts);
+    case predicate::field::offset: return num(static_cast<int64_t>(e.offset));
     case predicate::field::attr: {
-      std::optional<attr_value> a;
       if (slots != nullptr && n.slot >= 0) {
         auto& slot = slots[n.slot];
-        if (!slot.found)
-          return std::nullopt;
-        a = slot.value;
-      } else {
-        a = find_attr(e.attrs, n.path);
+        return slot.found ? &slot.value : nullptr;
       }
-      if (!a)
-        return std::nullopt;
-      v.type = a->type;
-      v.b = a->b;
-      v.i = a->i;
-      v.d = a->d;
-      v.s = a->s;
-      return v;
+      auto found = find_attr(e.attrs, n.path);
+      if (!found)
+        return nullptr;
+      tmp = *found;
+      return &tmp;
     }
   }
-  return std::nullopt;
+  return nullptr;
 }
 
 // Three-way comparison; nullopt when the types are not comparable.
@@ -732,6 +571,14 @@ std::optional<int> compare(const view& v, const predicate::literal& lit) {
   return std::nullopt;
 }
 
+// `compare(v, lit) == 0`, with strings compared for equality only (lengths first).
+inline bool equal(const view& v, const predicate::literal& lit) {
+  if (lit.type == predicate::literal::kind::string)
+    return v.type == attr_value::kind::string && same(v.s, lit.s);
+  auto c = compare(v, lit);
+  return c && *c == 0;
+}
+
 } // namespace
 
 bool predicate::eval_node(int32_t index, const event& e, const attr_slot* slots) const {
@@ -741,36 +588,40 @@ bool predicate::eval_node(int32_t index, const event& e, const attr_slot* slots)
     case op::and_: return eval_node(n.lhs, e, slots) && eval_node(n.rhs, e, slots);
     case op::or_: return eval_node(n.lhs, e, slots) || eval_node(n.rhs, e, slots);
     case op::not_: return !eval_node(n.lhs, e, slots);
-    case op::exists: {
-      auto v = read_field(n, e, slots);
-      return v && v->type != attr_value::kind::nil;
-    }
-    case op::matches: {
-      auto v = read_field(n, e, slots);
-      return v && v->type == attr_value::kind::string
-             && RE2::PartialMatch(re2::StringPiece(v->s.data(), v->s.size()), *n.regex);
-    }
-    case op::in: {
-      auto v = read_field(n, e, slots);
+    default: break;
+  }
+  // Every other operation reads its field first.
+  view tmp;
+  auto v = read_field(n, e, slots, tmp);
+  switch (n.kind) {
+    case op::exists: return v && v->type != attr_value::kind::nil;
+    case op::matches:
+      if (!v || v->type != attr_value::kind::string)
+        return false;
+      if (n.literal_regex)
+        return n.literal_exact ? same(v->s, n.literal_prefix)
+                               : same(v->s.substr(0, n.literal_prefix.size()), n.literal_prefix);
+      return RE2::PartialMatch(re2::StringPiece(v->s.data(), v->s.size()), *n.regex);
+    case op::in:
       if (!v)
         return false;
       for (auto& lit : n.values)
-        if (auto c = compare(*v, lit); c && *c == 0)
+        if (equal(*v, lit))
           return true;
       return false;
-    }
     default: break;
   }
-  auto v = read_field(n, e, slots);
   if (!v) {
     // An absent field equals null and differs from everything else.
     bool is_null = n.values[0].type == literal::kind::null;
     return n.kind == op::eq ? is_null : (n.kind == op::ne ? !is_null : false);
   }
+  if (n.kind == op::eq)
+    return equal(*v, n.values[0]);
+  if (n.kind == op::ne)
+    return !equal(*v, n.values[0]);
   auto c = compare(*v, n.values[0]);
   switch (n.kind) {
-    case op::eq: return c && *c == 0;
-    case op::ne: return !c || *c != 0;
     case op::lt: return c && *c < 0;
     case op::le: return c && *c <= 0;
     case op::gt: return c && *c > 0;

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "messages/attr_paths.hpp"
 #include "messages/codec.hpp"
 #include "messages/event.hpp"
 
@@ -15,21 +16,15 @@ class RE2;
 
 namespace sluice {
 
-/// One attribute looked up for predicate evaluation: whether the path exists and its value.
-struct attr_slot {
-  bool found = false;
-  attr_value value;
-};
-
 /// Most attribute paths a route table resolves in one pass per event; a table reading more
 /// looks each up separately.
 inline constexpr size_t max_attr_slots = 32;
 
 /// Looks up every path of `paths` (attribute paths, dotted) in the msgpack map `attrs` in one
-/// pass, the way `find_attr` finds one (first in map order, keys may contain dots, no paths into
-/// arrays; containers and integers beyond int64 are `other`), into `slots`. False when `attrs`
-/// is not msgpack or `paths` has more than `max_attr_slots` entries (`slots` then unusable).
-/// Allocation-free after the first call on a thread.
+/// pass (`find_attrs`: the way `find_attr` finds one; first in map order, keys may contain dots,
+/// no paths into arrays; containers and integers beyond int64 are `other`), into `slots`. False
+/// when `attrs` is not msgpack or `paths` has more than `max_attr_slots` entries (`slots` then
+/// unusable). Allocation-free after the first call on a thread.
 bool resolve_attr_slots(std::string_view attrs, const std::vector<std::string>& paths,
                         attr_slot* slots);
 
@@ -55,7 +50,7 @@ public:
   bool eval(const event& e) const;
   /// As above, with the attributes the predicate reads already looked up (`slots`, indexed by
   /// the slot numbers `assign_slots` gave; see `resolve_attr_slots`).
-  bool eval(const event& e, const struct attr_slot* slots) const;
+  bool eval(const event& e, const attr_slot* slots) const;
   /// Gives every attribute this predicate reads a slot: its index in `paths` (appended when new).
   void assign_slots(std::vector<std::string>& paths);
   bool empty() const noexcept {
@@ -82,6 +77,11 @@ public:
     std::string path;         ///< attribute path (for field::attr)
     std::vector<literal> values; ///< one literal for comparisons, several for `in`
     std::shared_ptr<const re2::RE2> regex; ///< for `matches` (compiled once, shared by copies)
+    /// For `matches` with a regex of the form `^literal` or `^literal$` (ASCII, no
+    /// metacharacters): the literal, compared without RE2 (a prefix test, or equality with `$`).
+    std::string literal_prefix;
+    bool literal_regex = false;
+    bool literal_exact = false;
     int32_t lhs = -1;         ///< child index (and/or/not)
     int32_t rhs = -1;         ///< child index (and/or)
     int32_t slot = -1;        ///< attribute slot (see `assign_slots`); -1: none

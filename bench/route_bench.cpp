@@ -5,8 +5,9 @@
 //
 // What one iteration does is what a sink runner does per event it receives: evaluate the routes
 // in order to find the one deciding this sink's copy, copy the event (the runner's buffer), and
-// apply the route's actions: the PII pre-filter (one vectored Hyperscan scan) and, when it hits,
-// the exact scan and the msgpack rewrite that masks the values. The argument is the share of
+// apply the route's actions: the PII pre-filter (byte-class masks over the raw event bytes) and,
+// when it hits, the exact scan (Hyperscan, on the strings that pass the pre-filter themselves) and
+// the msgpack rewrite that masks the values. The argument is the share of
 // events (in percent) that carry one PII value. Goal: <= 300 ns per event.
 
 #include "actors/pii.hpp"

@@ -1,0 +1,184 @@
+#include "messages/attr_paths.hpp"
+
+#include "messages/codec_internal.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <new>
+
+namespace sluice {
+
+namespace {
+
+using detail::mp_reader;
+using detail::mp_token;
+using detail::mp_type;
+
+/// Maps nested deeper than this are not looked into (their keys hold no attribute path).
+constexpr size_t max_depth = 32;
+
+// String equality that rejects on the length and the last byte first and compares short strings
+// without a call to memcmp.
+bool same(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size())
+    return false;
+  if (a.empty())
+    return true;
+  if (a.back() != b.back())
+    return false;
+  constexpr size_t short_string = 16;
+  if (a.size() > short_string)
+    return std::memcmp(a.data(), b.data(), a.size()) == 0;
+  for (size_t i = 0; i + 1 < a.size(); ++i)
+    if (a[i] != b[i])
+      return false;
+  return true;
+}
+
+attr_value to_value(const mp_token& t) noexcept {
+  attr_value v;
+  switch (t.type) {
+    case mp_type::nil: break;
+    case mp_type::boolean:
+      v.type = attr_value::kind::boolean;
+      v.b = t.b;
+      break;
+    case mp_type::uint:
+      if (t.u <= static_cast<uint64_t>(INT64_MAX)) {
+        v.type = attr_value::kind::integer;
+        v.i = static_cast<int64_t>(t.u);
+      } else {
+        v.type = attr_value::kind::other; // does not fit attr_value's int64
+      }
+      break;
+    case mp_type::sint:
+      v.type = attr_value::kind::integer;
+      v.i = t.i;
+      break;
+    case mp_type::float32:
+    case mp_type::float64:
+      v.type = attr_value::kind::floating;
+      v.d = t.d;
+      break;
+    case mp_type::str:
+      v.type = attr_value::kind::string;
+      v.s = t.bytes;
+      break;
+    default: v.type = attr_value::kind::other; break;
+  }
+  return v;
+}
+
+// One lookup: the paths, their slots, and the dotted path of the current key (in a buffer as
+// long as the longest path: a longer key path matches nothing and leads nowhere).
+struct lookup {
+  const std::vector<std::string>& paths;
+  attr_slot* slots;
+  char* buf;
+  size_t cap;
+  std::string_view path;
+
+  // The value of the current key (`path`) is `v`: the first one found fills the slot.
+  void found(const attr_value& v) noexcept {
+    for (size_t i = 0; i < paths.size(); ++i) {
+      if (!slots[i].found && same(paths[i], path)) {
+        slots[i].found = true;
+        slots[i].value = v;
+      }
+    }
+  }
+
+  // Whether some path continues below `path` (starts with `path.`).
+  bool below() const noexcept {
+    for (auto& p : paths)
+      if (p.size() > path.size() && p[path.size()] == '.'
+          && std::memcmp(p.data(), path.data(), path.size()) == 0)
+        return true;
+    return false;
+  }
+
+  // Sets `path` to the prefix of `base` bytes joined with `key`; false when longer than any path.
+  bool join(size_t base, std::string_view key) noexcept {
+    size_t len = base + (base > 0 ? 1 : 0) + key.size();
+    if (len > cap)
+      return false;
+    char* p = buf + base;
+    if (base > 0)
+      *p++ = '.';
+    std::memcpy(p, key.data(), key.size());
+    path = std::string_view{buf, len};
+    return true;
+  }
+
+  // Skips the elements of the container whose header `t` was just read.
+  static bool skip_contents(mp_reader& r, const mp_token& t) noexcept {
+    uint64_t n = t.type == mp_type::map ? uint64_t{t.count} * 2 : t.count;
+    for (uint64_t k = 0; k < n; ++k)
+      if (!r.skip())
+        return false;
+    return true;
+  }
+
+  static bool container(const mp_token& t) noexcept {
+    return t.type == mp_type::array || t.type == mp_type::map;
+  }
+
+  // Reads the `count` pairs of the map whose header `r` has read, at nesting level `depth`.
+  bool map(mp_reader& r, uint32_t count, size_t depth) noexcept {
+    size_t base = path.size();
+    for (uint32_t n = 0; n < count; ++n) {
+      mp_token key;
+      if (!r.next(key))
+        return false;
+      if (key.type != mp_type::str || !join(base, key.bytes)) {
+        // A container or other non-string key is never a path, nor a key path longer than every
+        // path: skip the key's rest and its value.
+        if ((container(key) && !skip_contents(r, key)) || !r.skip())
+          return false;
+        continue;
+      }
+      mp_token value;
+      if (!r.next(value))
+        return false;
+      found(to_value(value));
+      if (!container(value))
+        continue;
+      if (value.type == mp_type::map && depth < max_depth && below()) {
+        if (!map(r, value.count, depth + 1))
+          return false;
+      } else if (!skip_contents(r, value)) {
+        return false;
+      }
+    }
+    return true;
+  }
+};
+
+} // namespace
+
+bool find_attrs(std::string_view attrs, const std::vector<std::string>& paths, attr_slot* slots) {
+  for (size_t i = 0; i < paths.size(); ++i)
+    new (&slots[i]) attr_slot{};
+  if (attrs.empty() || paths.empty())
+    return true;
+  size_t longest = 0;
+  for (auto& p : paths)
+    longest = std::max(longest, p.size());
+  // The path buffer keeps its capacity across events on a thread.
+  thread_local std::string buf;
+  if (buf.size() < longest)
+    buf.resize(longest);
+  mp_reader r{attrs};
+  mp_token root;
+  if (!r.next(root))
+    return false;
+  if (root.type != mp_type::map) { // no attributes; still the whole value must be msgpack
+    mp_reader whole{attrs};
+    return whole.skip();
+  }
+  lookup l{paths, slots, buf.data(), longest, {}};
+  return l.map(r, root.count, 1);
+}
+
+} // namespace sluice

@@ -1,0 +1,28 @@
+#pragma once
+
+// Several attribute paths looked up in one pass over an event's msgpack `attrs` (route
+// predicates read each path they name from here).
+
+#include "messages/codec.hpp"
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sluice {
+
+/// One attribute looked up by `find_attrs`: whether the path exists and its value.
+struct attr_slot {
+  bool found = false;
+  attr_value value;
+};
+
+/// Looks up every path of `paths` (attribute paths, dotted) in the msgpack map `attrs` in one
+/// pass, the way `find_attr` finds one (first in map order, keys may contain dots, no paths into
+/// arrays; containers and integers beyond int64 are `other`, with an empty `s`), into
+/// `slots[0, paths.size())`. Maps below 32 levels and maps no path reaches into are skipped
+/// without looking at their keys. False when `attrs` is not msgpack (`slots` then unusable). A
+/// root that is not a map holds no attribute. Allocation-free after the first call on a thread.
+bool find_attrs(std::string_view attrs, const std::vector<std::string>& paths, attr_slot* slots);
+
+} // namespace sluice

@@ -1,0 +1,61 @@
+// find_attrs: several attribute paths looked up in one pass over msgpack attrs.
+
+#include "messages/attr_paths.hpp"
+#include "messages/codec.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+using namespace sluice;
+
+namespace {
+
+std::string attrs_of(const std::string& json) {
+  auto b = decode_json(json, 5);
+  EXPECT_TRUE(b.ok()) << b.error;
+  return b.events.empty() ? std::string{} : b.events.front().attrs;
+}
+
+TEST(find_attrs, finds_what_find_attr_finds_and_skips_maps_no_path_reaches_into) {
+  auto attrs = attrs_of(R"({"type":"play","device_id":"d","ts":1,
+    "other":{"x":{"y":"z"}},"player":{"codec":"av1","version":"2.4.1"},"player.codec":"late",
+    "a_key_longer_than_every_path_we_look_for":{"codec":"no"},"n":-7,"list":[1,2]})");
+  std::vector<std::string> paths = {"player.codec", "player.version", "n", "list", "other",
+                                    "other.x.y", "codec", "missing"};
+  attr_slot slots[8];
+  ASSERT_TRUE(find_attrs(attrs, paths, slots));
+  for (size_t i = 0; i < paths.size(); ++i) {
+    auto want = find_attr(attrs, paths[i]);
+    ASSERT_EQ(slots[i].found, want.has_value()) << paths[i];
+    if (want) {
+      EXPECT_EQ(slots[i].value.type, want->type) << paths[i];
+      if (want->type == attr_value::kind::string || want->type == attr_value::kind::integer) {
+        EXPECT_EQ(slots[i].value.s, want->s) << paths[i];
+        EXPECT_EQ(slots[i].value.i, want->i) << paths[i];
+      }
+    }
+  }
+  EXPECT_EQ(slots[0].value.s, "av1"); // the first in map order
+}
+
+TEST(find_attrs, rejects_bytes_that_are_not_msgpack_and_finds_nothing_in_a_non_map) {
+  std::vector<std::string> paths = {"a"};
+  attr_slot slots[1];
+  auto attrs = attrs_of(R"({"type":"play","device_id":"d","ts":1,"a":"value","b":{"c":1}})");
+  // Truncated anywhere, also inside a map no path reaches into: not msgpack.
+  for (size_t cut = 1; cut < attrs.size(); ++cut)
+    EXPECT_FALSE(find_attrs(attrs.substr(0, cut), paths, slots)) << cut;
+  EXPECT_FALSE(find_attrs(std::string(1, '\xc1'), paths, slots)); // the never-used byte
+  // An array or a scalar at the root: msgpack, but no attributes.
+  EXPECT_TRUE(find_attrs(std::string{"\x92\x01\x02", 3}, paths, slots));
+  EXPECT_FALSE(slots[0].found);
+  EXPECT_TRUE(find_attrs(std::string{"\x07", 1}, paths, slots));
+  EXPECT_FALSE(slots[0].found);
+  // Empty attrs: an empty map.
+  EXPECT_TRUE(find_attrs({}, paths, slots));
+  EXPECT_FALSE(slots[0].found);
+}
+
+} // namespace
