@@ -36,39 +36,6 @@ bool same(std::string_view a, std::string_view b) noexcept {
   return true;
 }
 
-attr_value to_value(const mp_token& t) noexcept {
-  attr_value v;
-  switch (t.type) {
-    case mp_type::nil: break;
-    case mp_type::boolean:
-      v.type = attr_value::kind::boolean;
-      v.b = t.b;
-      break;
-    case mp_type::uint:
-      if (t.u <= static_cast<uint64_t>(INT64_MAX)) {
-        v.type = attr_value::kind::integer;
-        v.i = static_cast<int64_t>(t.u);
-      } else {
-        v.type = attr_value::kind::other; // does not fit attr_value's int64
-      }
-      break;
-    case mp_type::sint:
-      v.type = attr_value::kind::integer;
-      v.i = t.i;
-      break;
-    case mp_type::float32:
-    case mp_type::float64:
-      v.type = attr_value::kind::floating;
-      v.d = t.d;
-      break;
-    case mp_type::str:
-      v.type = attr_value::kind::string;
-      v.s = t.bytes;
-      break;
-    default: v.type = attr_value::kind::other; break;
-  }
-  return v;
-}
 
 // One lookup: the paths, their slots, and the dotted path of the current key (in a buffer as
 // long as the longest path: a longer key path matches nothing and leads nowhere).
@@ -141,7 +108,7 @@ struct lookup {
       mp_token value;
       if (!r.next(value))
         return false;
-      found(to_value(value));
+      found(detail::to_attr_value(value, {}));
       if (!container(value))
         continue;
       if (value.type == mp_type::map && depth < max_depth && below()) {

@@ -243,16 +243,6 @@ void append_uuid_v4(std::string& out) {
   out.append(text, sizeof text);
 }
 
-} // namespace sluice::detail
-
-namespace sluice {
-
-namespace {
-
-using detail::mp_reader;
-using detail::mp_token;
-using detail::mp_type;
-
 attr_value to_attr_value(const mp_token& t, std::string_view raw) {
   attr_value v;
   switch (t.type) {
@@ -293,6 +283,18 @@ attr_value to_attr_value(const mp_token& t, std::string_view raw) {
   }
   return v;
 }
+
+} // namespace sluice::detail
+
+namespace sluice {
+
+namespace {
+
+using detail::mp_reader;
+using detail::mp_token;
+using detail::mp_type;
+using detail::to_attr_value;
+
 
 // Reads the value at `r`'s position (after its key), filling `out` with the complete raw bytes for
 // `other` kinds.

@@ -3,6 +3,8 @@
 // Private helpers shared by the codec translation units (messages/codec_*.cpp). Not part of the
 // public API: nothing outside messages/ includes this header.
 
+#include "messages/codec.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -188,5 +190,9 @@ void append_json_double(std::string& out, double value);
 /// Appends `value` (a float32 read from msgpack) like `append_json_double`, in its shortest float
 /// form so that `0.1f` renders as `0.1`.
 void append_json_float(std::string& out, float value);
+
+/// The attribute value a scalar token holds; `raw` (the value's complete encoding, may be empty
+/// when the caller does not need it) stands in for kinds attr_value cannot carry.
+attr_value to_attr_value(const mp_token& t, std::string_view raw);
 
 } // namespace sluice::detail
