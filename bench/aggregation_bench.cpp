@@ -4,6 +4,7 @@
 //
 //   build/bench/sluice_aggregation_bench [--benchmark_filter=...]
 
+#include "bench/playback_attrs.hpp"
 #include "actors/aggregate_model.hpp"
 #include "actors/catalog.hpp"
 #include "persistence/lmdb.hpp"
@@ -42,14 +43,7 @@ std::shared_ptr<const catalog> bench_catalog() {
 }
 
 std::string attrs(const std::string& title, int64_t position) {
-  msgpack::sbuffer buf;
-  msgpack::packer<msgpack::sbuffer> pk{buf};
-  pk.pack_map(2);
-  pk.pack(std::string{"title_id"});
-  pk.pack(title);
-  pk.pack(std::string{"position_ms"});
-  pk.pack(position);
-  return std::string{buf.data(), buf.size()};
+  return sluice::bench::playback_attrs(title, position);
 }
 
 /// `n` heartbeat-like events of `profiles` profiles over `hours` of event time: each profile

@@ -5,6 +5,7 @@
 //
 //   build/bench/sluice_profile_bench [--benchmark_filter=...]
 
+#include "bench/playback_attrs.hpp"
 #include "actors/profile_model.hpp"
 #include "persistence/lmdb.hpp"
 
@@ -28,14 +29,7 @@ constexpr int64_t heartbeat_ms = 30'000;
 constexpr size_t titles = 500;
 
 std::string attrs(const std::string& title, int64_t position) {
-  msgpack::sbuffer buf;
-  msgpack::packer<msgpack::sbuffer> pk{buf};
-  pk.pack_map(2);
-  pk.pack(std::string{"title_id"});
-  pk.pack(title);
-  pk.pack(std::string{"position_ms"});
-  pk.pack(position);
-  return std::string{buf.data(), buf.size()};
+  return sluice::bench::playback_attrs(title, position);
 }
 
 /// `n` playback events of `profiles` profiles: sessions of play, heartbeats every 30 s, now and
