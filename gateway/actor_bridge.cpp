@@ -232,18 +232,18 @@ handler dead_letter_replay(dead_letter_admin_actor dead_letters) {
 std::vector<endpoint> node_endpoints(const node_handles& nodes, metrics_registry& metrics,
                                      const node_status& status) {
   std::vector<endpoint> out;
-  out.push_back({"GET", "/metrics", "Prometheus metrics (text format 0.0.4)",
+  out.push_back({"GET", "/metrics", scope::read, "Prometheus metrics (text format 0.0.4)",
                  [&metrics](const http_request&, responder respond) {
                    http_response res;
                    res.content_type = "text/plain; version=0.0.4; charset=utf-8";
                    res.body = metrics.render();
                    respond(std::move(res));
                  }});
-  out.push_back({"GET", "/healthz", "liveness: 200 while the process serves HTTP",
+  out.push_back({"GET", "/healthz", scope::open, "liveness: 200 while the process serves HTTP",
                  [](const http_request&, responder respond) {
                    respond(json_response(200, "{\"status\":\"ok\"}"));
                  }});
-  out.push_back({"GET", "/readyz", "readiness: 200 once replay finished; 503 while starting, "
+  out.push_back({"GET", "/readyz", scope::open, "readiness: 200 once replay finished; 503 while starting, "
                                    "stopping, or while the log pushes back (naming why and the "
                                    "consumers lagging past storage.max-log-bytes)",
                  [&status, gate = nodes.gate](const http_request&, responder respond) {
@@ -269,12 +269,12 @@ std::vector<endpoint> node_endpoints(const node_handles& nodes, metrics_registry
                  }});
   for (auto& e : profile_endpoints(nodes, metrics)) // profiles, titles, catalog reload
     out.push_back(std::move(e));
-  out.push_back({"GET", "/v1/devices/{id}", "what a device sent: counts, order, duplicates",
+  out.push_back({"GET", "/v1/devices/{id}", scope::read, "what a device sent: counts, order, duplicates",
                  entity_query(nodes.device_shards, "id", "state", "unknown device")});
-  out.push_back({"GET", "/v1/admin/dead-letters",
+  out.push_back({"GET", "/v1/admin/dead-letters", scope::admin,
                  "dead letters, paged: ?after=<next>&limit=<n>&reason=<substring>",
                  dead_letter_list(nodes.dead_letters)});
-  out.push_back({"POST", "/v1/admin/dead-letters/replay",
+  out.push_back({"POST", "/v1/admin/dead-letters/replay", scope::admin,
                  "sends dead letters back through the pipeline: {\"ids\":[…]}, "
                  "{\"reason\":\"…\"} or {\"all\":true}",
                  dead_letter_replay(nodes.dead_letters)});

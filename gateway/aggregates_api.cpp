@@ -164,14 +164,14 @@ handler also_watched(aggregator_actor aggregator, std::shared_ptr<catalog_holder
 
 std::vector<endpoint> aggregate_endpoints(const node_handles& nodes) {
   std::vector<endpoint> out;
-  out.push_back({"GET", "/v1/trending",
+  out.push_back({"GET", "/v1/trending", scope::read,
                  "titles by distinct profiles over a sliding event-time window: "
                  "?window=15m&k=10 (window a multiple of trending.bucket, at most trending.window)",
                  trending(nodes.aggregator, nodes.aggregates)});
-  out.push_back({"GET", "/v1/genres/popular",
+  out.push_back({"GET", "/v1/genres/popular", scope::read,
                  "genres by distinct profiles on a UTC day: ?date=YYYY-MM-DD&k=10",
                  popular_genres(nodes.aggregator)});
-  out.push_back({"GET", "/v1/titles/{id}/also-watched",
+  out.push_back({"GET", "/v1/titles/{id}/also-watched", scope::read,
                  "titles most often completed by the profiles that completed this one: ?k=5; "
                  "falls back to trending (\"source\":\"trending\") without co-watch data",
                  also_watched(nodes.aggregator, nodes.catalog, nodes.aggregates)});

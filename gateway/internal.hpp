@@ -163,6 +163,10 @@ std::string ws_commit_failed_frame(std::string_view batch_id, uint64_t seq,
 std::string ws_error_frame(std::string_view error, size_t offset, std::string_view batch_id,
                            uint64_t seq);
 
+/// The WebSocket ack frame of a frame the access policy refused (rate limits):
+/// `{"ack":..,"status":429,"refused":<the refusal's JSON body>}`; a client retries the frame later.
+std::string ws_refusal_frame(const http_response& refusal, std::string_view batch_id, uint64_t seq);
+
 /// Current wall-clock time, epoch milliseconds.
 int64_t now_epoch_ms();
 

@@ -123,7 +123,7 @@ std::vector<endpoint> profile_endpoints(const node_handles& nodes, metrics_regis
   metrics.get_gauge("sluice_catalog_titles", "titles in the current title catalog")
     .set(static_cast<int64_t>(nodes.catalog->get()->size()));
   auto shards = nodes.profile_shards;
-  out.push_back({"GET", "/v1/profiles/{id}/continue-watching",
+  out.push_back({"GET", "/v1/profiles/{id}/continue-watching", scope::read,
                  "titles in progress for a profile, most recent first, with resume position and "
                  "name",
                  [shards](const http_request& req, responder respond) {
@@ -132,7 +132,7 @@ std::vector<endpoint> profile_endpoints(const node_handles& nodes, metrics_regis
                    ask_profile(shards, req.params.at("id"), "continue-watching",
                                std::move(respond));
                  }});
-  out.push_back({"GET", "/v1/profiles/{id}/watch-time",
+  out.push_back({"GET", "/v1/profiles/{id}/watch-time", scope::read,
                  "watch time per title per UTC day: ?from=YYYY-MM-DD&to=YYYY-MM-DD (inclusive)",
                  [shards](const http_request& req, responder respond) {
                    if (missing_id(req, respond))
@@ -144,7 +144,7 @@ std::vector<endpoint> profile_endpoints(const node_handles& nodes, metrics_regis
                    }
                    ask_profile(shards, req.params.at("id"), std::move(what), std::move(respond));
                  }});
-  out.push_back({"GET", "/v1/titles/{id}", "a title of the catalog: name, genres, duration_ms",
+  out.push_back({"GET", "/v1/titles/{id}", scope::read, "a title of the catalog: name, genres, duration_ms",
                  [cat = nodes.catalog](const http_request& req, responder respond) {
                    if (missing_id(req, respond))
                      return;
@@ -154,7 +154,7 @@ std::vector<endpoint> profile_endpoints(const node_handles& nodes, metrics_regis
                      return respond(json_response(404, error_body("unknown title")));
                    respond(json_response(200, title_json(*t)));
                  }});
-  out.push_back({"POST", "/v1/admin/catalog/reload",
+  out.push_back({"POST", "/v1/admin/catalog/reload", scope::admin,
                  "reloads catalog.titles-file; a bad file keeps the current catalog (400 naming "
                  "the line)",
                  [cat = nodes.catalog, &metrics](const http_request&, responder respond) {

@@ -89,7 +89,7 @@ size_t apply_quality(decoded_batch& batch, const ingest_quality& quality, const 
 
 std::vector<endpoint> schema_endpoints(std::shared_ptr<const ingest_quality> quality) {
   std::vector<endpoint> out;
-  out.push_back({"GET", "/v1/schemas",
+  out.push_back({"GET", "/v1/schemas", scope::read,
                  "every event schema (type, version, fields and rules) and the unknown-type policy",
                  [quality](const http_request&, responder respond) {
                    http_response res;
@@ -97,7 +97,7 @@ std::vector<endpoint> schema_endpoints(std::shared_ptr<const ingest_quality> qua
                                       : schema_registry{}.to_json();
                    respond(std::move(res));
                  }});
-  out.push_back({"GET", "/v1/schemas/{type}", "the schema of one event type (404 when it has none)",
+  out.push_back({"GET", "/v1/schemas/{type}", scope::read, "the schema of one event type (404 when it has none)",
                  [quality](const http_request& req, responder respond) {
                    http_response res;
                    auto i = req.params.find("type");

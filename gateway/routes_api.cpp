@@ -208,7 +208,7 @@ std::vector<endpoint> routes_endpoints(const node_handles& nodes) {
   if (!reg)
     return out;
   out.push_back(
-    {"GET", "/v1/admin/routes",
+    {"GET", "/v1/admin/routes", scope::admin,
      "the routes in effect: version, effective_from (first log offset they route), text, routes",
      [reg](const http_request&, responder respond) {
        auto h = reg->current();
@@ -217,7 +217,7 @@ std::vector<endpoint> routes_endpoints(const node_handles& nodes) {
        respond(json_response(200, route_version_json(h->latest(), reg->sink_names())));
      }});
   out.push_back(
-    {"GET", "/v1/admin/routes/versions",
+    {"GET", "/v1/admin/routes/versions", scope::admin,
      "every stored version of the routes (without text), oldest first, and the current one",
      [reg](const http_request&, responder respond) {
        std::vector<persistence::route_version> versions;
@@ -242,7 +242,7 @@ std::vector<endpoint> routes_endpoints(const node_handles& nodes) {
        }
        respond(json_response(200, body + "]}"));
      }});
-  out.push_back({"GET", "/v1/admin/routes/versions/{n}", "one stored version of the routes with its text",
+  out.push_back({"GET", "/v1/admin/routes/versions/{n}", scope::admin, "one stored version of the routes with its text",
                  [reg](const http_request& req, responder respond) {
                    uint64_t n = 0;
                    auto i = req.params.find("n");
@@ -266,7 +266,7 @@ std::vector<endpoint> routes_endpoints(const node_handles& nodes) {
                    respond(json_response(200, body + "}"));
                  }});
   out.push_back(
-    {"PUT", "/v1/admin/routes",
+    {"PUT", "/v1/admin/routes", scope::admin,
      "replaces the routes (body: route INI text as text/plain, or {\"text\":…,\"comment\":…}); "
      "answers the new version once stored; 400 with line and column when invalid",
      [nodes](const http_request& req, responder respond) {
@@ -302,7 +302,7 @@ std::vector<endpoint> routes_endpoints(const node_handles& nodes) {
        request_swap(nodes, std::move(text), std::move(comment), std::move(respond));
      }});
   out.push_back(
-    {"POST", "/v1/admin/routes/rollback",
+    {"POST", "/v1/admin/routes/rollback", scope::admin,
      "makes a new version with the text of version n: {\"version\":n}",
      [nodes](const http_request& req, responder respond) {
        auto& reg = *nodes.routes;

@@ -303,6 +303,21 @@ std::string ws_error_frame(std::string_view error, size_t offset, std::string_vi
   return out;
 }
 
+std::string ws_refusal_frame(const http_response& refusal, std::string_view batch_id,
+                             uint64_t seq) {
+  std::string out = "{\"ack\":";
+  append_ack_id(out, batch_id, seq);
+  out += ",\"status\":";
+  out += std::to_string(refusal.status);
+  out += ",\"refused\":";
+  if (refusal.content_type == "application/json" && !refusal.body.empty())
+    out += refusal.body;
+  else
+    append_json_string(out, refusal.body);
+  out += '}';
+  return out;
+}
+
 int64_t now_epoch_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
            std::chrono::system_clock::now().time_since_epoch())
@@ -310,3 +325,21 @@ int64_t now_epoch_ms() {
 }
 
 } // namespace sluice::gateway::detail
+
+namespace sluice::gateway {
+
+const char* to_string(scope s) noexcept {
+  switch (s) {
+    case scope::open:
+      return "open";
+    case scope::ingest:
+      return "ingest";
+    case scope::read:
+      return "read";
+    case scope::admin:
+      return "admin";
+  }
+  return "admin";
+}
+
+} // namespace sluice::gateway

@@ -180,23 +180,65 @@ private:
     auto target = std::string_view{req_.target().data(), req_.target().size()};
     auto path = path_of(target);
     if (path == stream_path && beast::websocket::is_upgrade(req_)) {
+      if (!authorize(path, scope::ingest, endpoint_label::stream))
+        return;
       st_.metrics.requests(endpoint_label::stream, 101).inc();
       auto self = self_ptr(); // keeps *this alive past remove()
       phase_ = phase::done;
       st_.remove(this);
-      start_ws_session(st_, std::move(stream_), std::move(req_), std::move(token_));
+      start_ws_session(st_, std::move(stream_), std::move(req_), std::move(token_),
+                       std::move(principal_));
       return;
     }
     if (path == events_path) {
       if (req_.method() != http::verb::post)
         return reply(405, json_error("method not allowed: /v1/events accepts POST"),
                      endpoint_label::events, {{"Allow", "POST"}});
+      if (!authorize(path, scope::ingest, endpoint_label::events))
+        return;
       return handle_events();
     }
     if (path == stream_path)
       return reply(426, json_error("/v1/stream is a WebSocket endpoint: send an upgrade request"),
                    endpoint_label::stream, {{"Upgrade", "websocket"}});
     handle_table(target, path);
+  }
+
+  // -- access -------------------------------------------------------------------------------------
+
+  /// A view of the current request for the access policy (valid while `req_` and `peer` live).
+  request_head make_head(std::string_view path, std::string_view peer) const {
+    auto header = [this](auto field) {
+      auto v = req_[field];
+      return std::string_view{v.data(), v.size()};
+    };
+    request_head head;
+    head.method = {req_.method_string().data(), req_.method_string().size()};
+    head.path = path;
+    head.authorization = header(http::field::authorization);
+    head.cookie = header(http::field::cookie);
+    head.csrf_token = header("x-csrf-token");
+    head.origin = header(http::field::origin);
+    head.host = header(http::field::host);
+    head.peer = peer;
+    return head;
+  }
+
+  /// Asks the access policy (if any) whether this request may reach something that needs
+  /// `required`; answers its refusal and returns false when not. Sets `principal_`.
+  bool authorize(std::string_view path, scope required, endpoint_label label) {
+    principal_ = "anonymous";
+    if (!st_.cfg.access)
+      return true;
+    auto peer = peer_address();
+    auto d = st_.cfg.access->authorize(make_head(path, peer), required);
+    if (d.allowed) {
+      principal_ = std::move(d.principal);
+      return true;
+    }
+    reply(d.refusal.status, std::move(d.refusal.body), label, std::move(d.refusal.headers), false,
+          d.refusal.content_type);
+    return false;
   }
 
   // -- POST /v1/events ----------------------------------------------------------------------------
@@ -234,6 +276,11 @@ private:
       return reply(400, std::move(out), endpoint_label::events);
     }
     st_.metrics.events_received.inc(batch.total);
+    if (st_.cfg.access) {
+      if (auto refusal = st_.cfg.access->limit(principal_, batch))
+        return reply(refusal->status, std::move(refusal->body), endpoint_label::events,
+                     std::move(refusal->headers), false, refusal->content_type);
+    }
     st_.metrics.count_rejections(batch.rejected);
     std::vector<quarantined> invalid;
     if (st_.cfg.quality) {
@@ -343,6 +390,9 @@ private:
                    json_error("method " + std::string{req_.method_string()} + " not allowed on "
                               + std::string{path} + "; allowed: " + m.allow),
                    endpoint_label::other, {{"Allow", m.allow}});
+    if (!authorize(path, m.ep->required, endpoint_label::other))
+      return;
+    required_ = m.ep->required;
     http_request hr;
     hr.method = std::string{req_.method_string()};
     hr.target = std::string{target};
@@ -378,6 +428,11 @@ private:
   void on_handler_response(uint64_t gen, http_response r) {
     if (gen != generation_ || phase_ != phase::waiting)
       return;
+    if (st_.cfg.access) {
+      auto target = std::string_view{req_.target().data(), req_.target().size()};
+      auto peer = peer_address();
+      st_.cfg.access->completed(make_head(path_of(target), peer), principal_, required_, r.status);
+    }
     reply(r.status, std::move(r.body), endpoint_label::other, std::move(r.headers), false,
           r.content_type);
   }
@@ -485,6 +540,10 @@ private:
   size_t pending_accepted_ = 0;
   std::vector<rejection> pending_rejected_;
   std::string pending_batch_id_;
+  /// Who sent the current request, as the access policy named them.
+  std::string principal_ = "anonymous";
+  /// The scope of the table endpoint being answered.
+  scope required_ = scope::open;
   std::array<char, 4096> drain_buf_{};
 };
 

@@ -9,13 +9,16 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 namespace sluice {
 class metrics_registry;
 struct ingest_quality;
+struct decoded_batch;
 }
 
 namespace sluice::gateway {
@@ -100,12 +103,72 @@ using responder = std::function<void(http_response)>;
 /// Handles one request; must not block (answer later through the responder if needed).
 using handler = std::function<void(const http_request&, responder)>;
 
+/// What a caller must hold to reach an endpoint. Every endpoint names one; there is no default, so
+/// a new endpoint cannot skip the check.
+enum class scope : uint8_t {
+  open,   ///< anyone: liveness, readiness, the console's static files and its login
+  ingest, ///< sending events: `POST /v1/events`, `/v1/stream`
+  read,   ///< queries: profiles, devices, aggregates, schemas, metrics
+  admin,  ///< `/v1/admin/*`, the console's data and its live feed
+};
+
+/// The scope's name as used in config and errors (`ingest`, `read`, `admin`, `open`).
+const char* to_string(scope s) noexcept;
+
 /// One entry of the endpoint table. Patterns are literal segments and `{name}` segments.
 struct endpoint {
   std::string method;
   std::string pattern;
+  scope required;
   std::string description;
   handler fn;
+};
+
+/// The parts of a request an access policy looks at (views into the request; valid during the call).
+struct request_head {
+  std::string_view method;
+  std::string_view path;
+  std::string_view authorization; ///< `Authorization` header (`Bearer <token>`)
+  std::string_view cookie;        ///< `Cookie` header
+  std::string_view csrf_token;    ///< `X-CSRF-Token` header
+  std::string_view origin;        ///< `Origin` header
+  std::string_view host;          ///< `Host` header
+  std::string_view peer;          ///< the socket peer's address
+};
+
+/// An access policy's answer.
+struct access_decision {
+  bool allowed = true;
+  /// Who is asking (a token's name, or "anonymous"); keys the per-token rate limit and the audit log.
+  std::string principal = "anonymous";
+  /// Sent instead of serving the request when `allowed` is false (401, 403 or 429 with a JSON body).
+  http_response refusal;
+};
+
+/// Decides who may do what: authentication, scopes, CSRF and rate limits. The server consults it
+/// before every endpoint, `POST /v1/events`, every WebSocket upgrade and every WebSocket frame.
+/// Implementations must be thread-safe and must not block (they run on the io threads).
+class access_policy {
+public:
+  virtual ~access_policy() = default;
+  /// Whether `req` may reach an endpoint that needs `required`.
+  virtual access_decision authorize(const request_head& req, scope required) = 0;
+  /// Applies rate limits to a decoded batch of `principal` before it reaches the log: may move
+  /// events to `batch.rejected`, or refuse the whole batch (429 with `Retry-After`).
+  virtual std::optional<http_response> limit(const std::string& principal, decoded_batch& batch) {
+    (void) principal;
+    (void) batch;
+    return std::nullopt;
+  }
+  /// Called once an endpoint of the table answered a request `authorize` allowed (the audit log
+  /// hooks in here).
+  virtual void completed(const request_head& req, const std::string& principal, scope required,
+                         unsigned status) {
+    (void) req;
+    (void) principal;
+    (void) required;
+    (void) status;
+  }
 };
 
 /// Gateway settings (declared as options of the `gateway` section by the app).
@@ -120,6 +183,12 @@ struct config {
   uint32_t idle_timeout_s = 60;         ///< HTTP keep-alive idle timeout
   /// Schemas and enrichment applied to every decoded batch (null: none).
   std::shared_ptr<const ingest_quality> quality;
+  /// Authentication, scopes and rate limits (null: everything allowed, for tests and embedding).
+  std::shared_ptr<access_policy> access;
+  /// The console's live feed (`/v1/admin/live`, a WebSocket): a JSON snapshot pushed every
+  /// `live_interval_ms` (null: no live feed; the upgrade gets 404).
+  std::function<std::string()> live_snapshot;
+  uint32_t live_interval_ms = 1000;
 };
 
 /// Accepts connections and serves `POST /v1/events`, the WebSocket `/v1/stream`, and every endpoint

@@ -113,7 +113,9 @@ void post_to_session(const std::shared_ptr<gate>& g, const std::weak_ptr<Session
 }
 
 /// Upgrades an HTTP connection that asked for `/v1/stream` to a WebSocket session.
+/// `principal` (as the access policy named the client) keys the per-token rate limit of its frames.
 void start_ws_session(server_state& st, beast::tcp_stream stream,
-                      http::request<http::string_body> req, connection_token token);
+                      http::request<http::string_body> req, connection_token token,
+                      std::string principal);
 
 } // namespace sluice::gateway::detail

@@ -31,8 +31,10 @@ constexpr auto gate_poll_interval = std::chrono::milliseconds{20};
 /// from other threads and only post.
 class ws_session final : public session_base {
 public:
-  ws_session(server_state& st, beast::tcp_stream&& stream, connection_token token)
-    : st_(st), ws_(std::move(stream)), gate_timer_(ws_.get_executor()), token_(std::move(token)) {
+  ws_session(server_state& st, beast::tcp_stream&& stream, connection_token token,
+             std::string principal)
+    : st_(st), ws_(std::move(stream)), gate_timer_(ws_.get_executor()), token_(std::move(token)),
+      principal_(std::move(principal)) {
   }
 
   auto executor() {
@@ -166,6 +168,11 @@ private:
                   ws_error_frame(batch.error, batch.error_offset, batch.batch_id, seq), code);
     }
     st_.metrics.events_received.inc(batch.total);
+    if (st_.cfg.access) {
+      if (auto refusal = st_.cfg.access->limit(principal_, batch))
+        return fill(slots_.back(), ws_refusal_frame(*refusal, batch.batch_id, seq),
+                    refusal->status);
+    }
     st_.metrics.count_rejections(batch.rejected);
     std::vector<quarantined> invalid;
     if (st_.cfg.quality) {
@@ -311,6 +318,8 @@ private:
   connection_token token_;
   http::request<http::string_body> req_;
   /// From the upgrade request: the client of every batch on this socket.
+  /// Who opened this socket, as the access policy named them (keys the per-token rate limit).
+  std::string principal_;
   std::string user_agent_;
   std::string forwarded_for_;
   std::string peer_ip_;
@@ -328,8 +337,10 @@ private:
 } // namespace
 
 void start_ws_session(server_state& st, beast::tcp_stream stream,
-                      http::request<http::string_body> req, connection_token token) {
-  auto s = std::make_shared<ws_session>(st, std::move(stream), std::move(token));
+                      http::request<http::string_body> req, connection_token token,
+                      std::string principal) {
+  auto s = std::make_shared<ws_session>(st, std::move(stream), std::move(token),
+                                        std::move(principal));
   if (!st.add(s)) {
     s->shutdown();
     return;

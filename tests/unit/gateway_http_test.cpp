@@ -220,7 +220,7 @@ TEST(gateway_http, a_failed_commit_is_a_503_with_retry_after) {
 
 TEST(gateway_http, unknown_paths_are_404_and_wrong_methods_are_405_with_allow) {
   std::vector<endpoint> eps{
-    {"GET", "/v1/profiles/{id}/continue-watching", "continue watching",
+    {"GET", "/v1/profiles/{id}/continue-watching", scope::read, "continue watching",
      [](const http_request&, responder r) { r(make_response(200, "application/json", "{}")); }}};
   gateway_fixture f{{}, eps};
   http_client c{f.port};
@@ -244,13 +244,13 @@ TEST(gateway_http, the_endpoint_table_fills_params_query_headers_and_body) {
   std::mutex mtx;
   http_request seen;
   std::vector<endpoint> eps{
-    {"GET", "/v1/titles/top", "literal wins over the pattern below when listed first",
+    {"GET", "/v1/titles/top", scope::read, "literal wins over the pattern below when listed first",
      [](const http_request&, responder r) { r(make_response(200, "text/plain", "top")); }},
-    {"GET", "/v1/titles/{title}", "one title",
+    {"GET", "/v1/titles/{title}", scope::read, "one title",
      [](const http_request& req, responder r) {
        r(make_response(200, "text/plain", "title=" + req.params.at("title")));
      }},
-    {"POST", "/v1/profiles/{id}/continue-watching", "continue watching",
+    {"POST", "/v1/profiles/{id}/continue-watching", scope::read, "continue watching",
      [&](const http_request& req, responder r) {
        {
          std::lock_guard<std::mutex> guard{mtx};
@@ -293,7 +293,7 @@ TEST(gateway_http, a_responder_may_answer_later_from_another_thread_and_only_onc
   std::mutex mtx;
   std::condition_variable cv;
   std::optional<responder> parked;
-  std::vector<endpoint> eps{{"GET", "/slow", "answers later", [&](const http_request&, responder r) {
+  std::vector<endpoint> eps{{"GET", "/slow", scope::open, "answers later", [&](const http_request&, responder r) {
                                std::lock_guard<std::mutex> guard{mtx};
                                parked = std::move(r);
                                cv.notify_all();
@@ -324,8 +324,8 @@ TEST(gateway_http, a_responder_may_answer_later_from_another_thread_and_only_onc
 
 TEST(gateway_http, a_handler_that_throws_or_drops_its_responder_gets_a_500) {
   std::vector<endpoint> eps{
-    {"GET", "/throws", "", [](const http_request&, responder) { throw std::runtime_error("boom"); }},
-    {"GET", "/drops", "", [](const http_request&, responder) {}}};
+    {"GET", "/throws", scope::open, "", [](const http_request&, responder) { throw std::runtime_error("boom"); }},
+    {"GET", "/drops", scope::open, "", [](const http_request&, responder) {}}};
   gateway_fixture f{{}, eps};
   http_client c{f.port};
   auto thrown = c.call(http_client::make(http::verb::get, "/throws"));

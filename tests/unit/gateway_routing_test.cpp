@@ -11,7 +11,7 @@ using namespace sluice::gateway::detail;
 namespace {
 
 endpoint ep(std::string method, std::string pattern) {
-  return endpoint{std::move(method), std::move(pattern), "", [](const http_request&, responder) {}};
+  return endpoint{std::move(method), std::move(pattern), scope::open, "", [](const http_request&, responder) {}};
 }
 
 } // namespace
