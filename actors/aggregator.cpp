@@ -212,13 +212,13 @@ aggregator_actor::behavior_type aggregator(self_ptr self, aggregator_deps deps) 
   update_gauges(self);
   self->delayed_send(self, st.deps.checkpoint_interval, tick_atom_v);
   return {
-    [self](dispatch_atom, committed_batch& batch) {
+    [self](dispatch_atom, const committed_batch& batch) {
       auto& st = self->state;
       auto cat = st.deps.catalog->get();
       uint64_t applied = 0;
       uint64_t late = 0;
       uint64_t unknown = 0;
-      for (auto& e : batch.events) {
+      for (const auto& e : batch.events) {
         if (e.offset <= st.applied_upto)
           continue; // replayed after a restart: already in the restored state
         switch (st.model.apply(e, *cat)) {

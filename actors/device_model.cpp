@@ -3,6 +3,7 @@
 #include "messages/codec.hpp"
 
 #include <algorithm>
+#include <functional>
 
 #include <fmt/format.h>
 
@@ -10,21 +11,25 @@ namespace sluice {
 
 namespace {
 
-struct stored_device {
-  uint64_t applied_upto = 0;
-  uint64_t events = 0;
-  int64_t first_ts = 0;
-  int64_t last_ts = 0;
-  uint64_t out_of_order = 0;
-  uint64_t duplicates = 0;
-  std::string last_type;
-  std::vector<std::string> recent_ids;
-  uint64_t recent_next = 0;
-  MSGPACK_DEFINE(applied_upto, events, first_ts, last_ts, out_of_order, duplicates, last_type,
-                 recent_ids, recent_next)
+/// Fields of the stored state (a msgpack array, in this order).
+enum stored_field : uint32_t {
+  f_applied_upto,
+  f_events,
+  f_first_ts,
+  f_last_ts,
+  f_out_of_order,
+  f_duplicates,
+  f_last_type,
+  f_recent_ids,
+  f_recent_next,
+  stored_fields
 };
 
 } // namespace
+
+uint64_t device_model::id_hash(std::string_view id) noexcept {
+  return std::hash<std::string_view>{}(id);
+}
 
 bool device_model::apply(const event_batch& events) {
   bool changed = false;
@@ -33,14 +38,15 @@ bool device_model::apply(const event_batch& events) {
       continue;
     applied_upto_ = std::max(applied_upto_, e.offset);
     changed = true;
-    if (std::find(recent_ids_.begin(), recent_ids_.end(), e.id) != recent_ids_.end()) {
+    auto h = id_hash(e.id);
+    if (std::find(recent_ids_.begin(), recent_ids_.end(), h) != recent_ids_.end()) {
       ++duplicates_;
       continue;
     }
     if (recent_ids_.size() < recent_id_window) {
-      recent_ids_.push_back(e.id);
+      recent_ids_.push_back(h);
     } else {
-      recent_ids_[recent_next_] = e.id;
+      recent_ids_[recent_next_] = h;
       recent_next_ = (recent_next_ + 1) % recent_id_window;
     }
     ++events_;
@@ -55,27 +61,52 @@ bool device_model::apply(const event_batch& events) {
 }
 
 std::string device_model::encode() const {
-  stored_device sd{applied_upto_, events_, first_ts_, last_ts_, out_of_order_,
-                   duplicates_,   last_type_, recent_ids_, recent_next_};
-  msgpack::sbuffer buf;
-  msgpack::pack(buf, sd);
+  msgpack::sbuffer buf{64 + 9 * recent_ids_.size() + last_type_.size()};
+  msgpack::packer<msgpack::sbuffer> pk{buf};
+  pk.pack_array(stored_fields);
+  pk.pack(applied_upto_);
+  pk.pack(events_);
+  pk.pack(first_ts_);
+  pk.pack(last_ts_);
+  pk.pack(out_of_order_);
+  pk.pack(duplicates_);
+  pk.pack(last_type_);
+  pk.pack_array(static_cast<uint32_t>(recent_ids_.size()));
+  for (auto h : recent_ids_)
+    pk.pack(h);
+  pk.pack(static_cast<uint64_t>(recent_next_));
   return std::string{buf.data(), buf.size()};
 }
 
 bool device_model::decode(std::string_view bytes) {
   try {
     auto handle = msgpack::unpack(bytes.data(), bytes.size());
-    stored_device sd;
-    handle.get().convert(sd);
-    applied_upto_ = sd.applied_upto;
-    events_ = sd.events;
-    first_ts_ = sd.first_ts;
-    last_ts_ = sd.last_ts;
-    out_of_order_ = sd.out_of_order;
-    duplicates_ = sd.duplicates;
-    last_type_ = std::move(sd.last_type);
-    recent_ids_ = std::move(sd.recent_ids);
-    recent_next_ = recent_ids_.empty() ? 0 : sd.recent_next % recent_id_window;
+    auto& obj = handle.get();
+    if (obj.type != msgpack::type::ARRAY || obj.via.array.size != stored_fields)
+      return false;
+    auto* f = obj.via.array.ptr;
+    applied_upto_ = f[f_applied_upto].as<uint64_t>();
+    events_ = f[f_events].as<uint64_t>();
+    first_ts_ = f[f_first_ts].as<int64_t>();
+    last_ts_ = f[f_last_ts].as<int64_t>();
+    out_of_order_ = f[f_out_of_order].as<uint64_t>();
+    duplicates_ = f[f_duplicates].as<uint64_t>();
+    last_type_ = f[f_last_type].as<std::string>();
+    auto& ids = f[f_recent_ids];
+    if (ids.type != msgpack::type::ARRAY)
+      return false;
+    recent_ids_.clear();
+    recent_ids_.reserve(ids.via.array.size);
+    for (uint32_t i = 0; i < ids.via.array.size; ++i) {
+      auto& id = ids.via.array.ptr[i];
+      // Hashes, or the ids themselves in states stored before the hashes.
+      recent_ids_.push_back(id.type == msgpack::type::STR
+                              ? id_hash({id.via.str.ptr, id.via.str.size})
+                              : id.as<uint64_t>());
+    }
+    if (recent_ids_.size() > recent_id_window)
+      recent_ids_.resize(recent_id_window);
+    recent_next_ = recent_ids_.empty() ? 0 : f[f_recent_next].as<uint64_t>() % recent_id_window;
     return true;
   } catch (const std::exception&) {
     return false;

@@ -91,31 +91,46 @@ void update_gauges(self_ptr self) {
   auto stored_events = stats.next_offset - std::max<uint64_t>(stats.first_offset, 1);
   double per_event = stored_events > 0 ? double(stats.bytes) / double(stored_events) : 0.0;
   std::vector<std::string> lagging;
-  for (auto& spec : st.deps.consumers) {
-    auto& name = spec.name;
-    auto done = st.offsets[name];
+  if (st.consumer_gauges.size() != st.deps.consumers.size()) { // registered once, then reused
     auto& m = *st.deps.metrics;
+    st.consumer_gauges.clear();
+    for (auto& spec : st.deps.consumers) {
+      metric_labels labels{{"consumer", spec.name}};
+      st.consumer_gauges.push_back(
+        {&m.get_gauge("sluice_consumer_lag_bytes",
+                      "Estimated stored bytes a consumer has not yet made durable (events x mean "
+                      "size)",
+                      labels),
+         &m.get_gauge("sluice_consumer_lagging",
+                      "1 while a consumer lags by more than storage.max-log-bytes", labels),
+         &m.get_gauge("sluice_consumer_offset",
+                      "Highest log offset a consumer is durably done with", labels),
+         &m.get_gauge("sluice_consumer_lag_events",
+                      "Committed events a consumer has not yet made durable", labels)});
+    }
+  }
+  bool any_behind = false;
+  for (size_t i = 0; i < st.deps.consumers.size(); ++i) {
+    auto& name = st.deps.consumers[i].name;
+    auto& g = st.consumer_gauges[i];
+    auto done = st.offsets[name];
     auto lag_events = stats.next_offset - 1 - std::min(done, stats.next_offset - 1);
     auto lag_bytes = static_cast<uint64_t>(per_event * double(lag_events));
-    m.get_gauge("sluice_consumer_lag_bytes",
-                "Estimated stored bytes a consumer has not yet made durable (events x mean size)",
-                {{"consumer", name}})
-      .set(static_cast<int64_t>(lag_bytes));
+    g.lag_bytes->set(static_cast<int64_t>(lag_bytes));
     bool behind = st.deps.max_log_bytes > 0 && lag_bytes > st.deps.max_log_bytes;
-    m.get_gauge("sluice_consumer_lagging",
-                "1 while a consumer lags by more than storage.max-log-bytes", {{"consumer", name}})
-      .set(behind ? 1 : 0);
-    if (behind)
+    g.lagging->set(behind ? 1 : 0);
+    if (behind) {
       lagging.push_back(name);
-    m.get_gauge("sluice_consumer_offset", "Highest log offset a consumer is durably done with",
-                {{"consumer", name}})
-      .set(static_cast<int64_t>(done));
-    m.get_gauge("sluice_consumer_lag_events", "Committed events a consumer has not yet made durable",
-                {{"consumer", name}})
-      .set(static_cast<int64_t>(lag_events));
+      any_behind = true;
+    }
+    g.offset->set(static_cast<int64_t>(done));
+    g.lag_events->set(static_cast<int64_t>(lag_events));
   }
-  if (st.deps.gate)
+  // The gate's list changes rarely: only tell it when someone lags or someone did last time.
+  if (st.deps.gate && (any_behind || st.reported_lagging)) {
     st.deps.gate->set_lagging(std::move(lagging));
+    st.reported_lagging = any_behind;
+  }
   update_gate(self);
 }
 
@@ -191,6 +206,8 @@ void dispatch(self_ptr self, event_batch events, log_offset upto) {
     if (!parts.empty() || count == 0)
       return;
     parts.resize(count);
+    for (auto& part : parts)
+      part.reserve(events.size() / count + events.size() / (4 * count) + 1);
     for (auto& e : events) {
       auto key = consumer_spec::key(kind, e.device_id, e.profile_id);
       if (!key.empty())
@@ -352,6 +369,7 @@ void run_commit(self_ptr self) {
   st.appended_bytes->inc(bytes);
   // Answer every request in arrival order, then hand the committed events on.
   event_batch committed;
+  committed.reserve(st.pending_events);
   log_offset upto = 0;
   for (size_t i = 0; i < st.pending.size(); ++i) {
     auto& req = st.pending[i];

@@ -132,6 +132,16 @@ struct ingest_log_state {
   std::vector<link> links;
   /// Serves catch-up reads off the writer's thread.
   log_reader_actor reader;
+  /// Per consumer (in `deps.consumers` order): its lag and offset gauges, registered once.
+  struct lag_gauges {
+    gauge* lag_bytes = nullptr;
+    gauge* lagging = nullptr;
+    gauge* offset = nullptr;
+    gauge* lag_events = nullptr;
+  };
+  std::vector<lag_gauges> consumer_gauges;
+  /// Whether the gate was last told of lagging consumers.
+  bool reported_lagging = false;
   counter* appended_events = nullptr;
   counter* appended_bytes = nullptr;
   counter* commits = nullptr;

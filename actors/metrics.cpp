@@ -62,7 +62,8 @@ metrics_registry::family& metrics_registry::get_family(std::string_view name,
                                                        std::string_view help, kind type) {
   auto i = families_.find(name);
   if (i == families_.end())
-    i = families_.emplace(std::string{name}, family{type, std::string{help}, {}, {}, {}}).first;
+    i = families_.emplace(std::string{name}, family{type, std::string{help}, {}, {}, {}, {}})
+          .first;
   else if (i->second.type != type)
     throw std::logic_error(fmt::format("metric {} registered with two types", name));
   return i->second;
@@ -72,9 +73,12 @@ counter& metrics_registry::get_counter(std::string_view name, std::string_view h
                                        metric_labels labels) {
   std::lock_guard<std::mutex> guard{mtx_};
   auto& fam = get_family(name, help, kind::counter);
-  auto& slot = fam.counters[render_labels(labels)];
-  if (!slot)
+  auto key = render_labels(labels);
+  auto& slot = fam.counters[key];
+  if (!slot) {
+    fam.label_sets.emplace(std::move(key), labels);
     slot = std::make_unique<counter>();
+  }
   return *slot;
 }
 
@@ -82,9 +86,12 @@ gauge& metrics_registry::get_gauge(std::string_view name, std::string_view help,
                                    metric_labels labels) {
   std::lock_guard<std::mutex> guard{mtx_};
   auto& fam = get_family(name, help, kind::gauge);
-  auto& slot = fam.gauges[render_labels(labels)];
-  if (!slot)
+  auto key = render_labels(labels);
+  auto& slot = fam.gauges[key];
+  if (!slot) {
+    fam.label_sets.emplace(std::move(key), labels);
     slot = std::make_unique<gauge>();
+  }
   return *slot;
 }
 
@@ -92,9 +99,12 @@ histogram& metrics_registry::get_histogram(std::string_view name, std::string_vi
                                            std::vector<double> bounds, metric_labels labels) {
   std::lock_guard<std::mutex> guard{mtx_};
   auto& fam = get_family(name, help, kind::histogram);
-  auto& slot = fam.histograms[render_labels(labels)];
-  if (!slot)
+  auto key = render_labels(labels);
+  auto& slot = fam.histograms[key];
+  if (!slot) {
+    fam.label_sets.emplace(std::move(key), labels);
     slot = std::make_unique<histogram>(std::move(bounds));
+  }
   return *slot;
 }
 
@@ -156,6 +166,27 @@ double metrics_registry::value(std::string_view name, const metric_labels& label
   if (auto g = i->second.gauges.find(key); g != i->second.gauges.end())
     return static_cast<double>(g->second->value());
   return 0;
+}
+
+std::vector<metric_sample> metrics_registry::snapshot() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  std::vector<metric_sample> out;
+  auto labels_of = [](const family& fam, const std::string& key) {
+    auto i = fam.label_sets.find(key);
+    return i != fam.label_sets.end() ? i->second : metric_labels{};
+  };
+  for (auto& [name, fam] : families_) {
+    for (auto& [key, c] : fam.counters)
+      out.push_back({name, labels_of(fam, key), metric_sample::kind_t::counter,
+                     static_cast<double>(c->value()), nullptr});
+    for (auto& [key, g] : fam.gauges)
+      out.push_back({name, labels_of(fam, key), metric_sample::kind_t::gauge,
+                     static_cast<double>(g->value()), nullptr});
+    for (auto& [key, h] : fam.histograms)
+      out.push_back({name, labels_of(fam, key), metric_sample::kind_t::histogram,
+                     static_cast<double>(h->count()), h.get()});
+  }
+  return out;
 }
 
 } // namespace sluice

@@ -73,6 +73,18 @@ private:
 /// Latency buckets from 50 µs to 10 s, in seconds.
 std::vector<double> latency_buckets();
 
+/// One metric of a registry at the time of `metrics_registry::snapshot` (for the console).
+struct metric_sample {
+  enum class kind_t { counter, gauge, histogram };
+  std::string name;
+  metric_labels labels;
+  kind_t kind = kind_t::counter;
+  /// Counter or gauge value (a histogram's count).
+  double value = 0;
+  /// The live histogram (valid for the registry's lifetime); null for counters and gauges.
+  const histogram* hist = nullptr;
+};
+
 /// Every metric of a node, rendered as Prometheus text at `/metrics`.
 ///
 /// Lifecycle: one per node, created before any component and outliving all of them. Concurrency:
@@ -90,6 +102,8 @@ public:
   std::string render() const;
   /// Current value of a counter or gauge (0 when absent); for tests and the console.
   double value(std::string_view name, const metric_labels& labels = {}) const;
+  /// Every registered metric with its labels and current value, by name then label set.
+  std::vector<metric_sample> snapshot() const;
 
 private:
   enum class kind { counter, gauge, histogram };
@@ -99,6 +113,8 @@ private:
     std::map<std::string, std::unique_ptr<counter>> counters;
     std::map<std::string, std::unique_ptr<gauge>> gauges;
     std::map<std::string, std::unique_ptr<histogram>> histograms;
+    /// Rendered label set → the labels themselves (for `snapshot`).
+    std::map<std::string, metric_labels> label_sets;
   };
   family& get_family(std::string_view name, std::string_view help, kind type);
   mutable std::mutex mtx_;

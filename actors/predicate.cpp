@@ -13,6 +13,10 @@
 
 namespace sluice {
 
+/// Deepest predicate accepted: parentheses and `not` (parser recursion) and and/or chains (the
+/// tree `eval_node` recurses through). Deeper texts would overflow a thread's stack (fuzz_routes).
+constexpr size_t max_predicate_depth = 256;
+
 // Recursive-descent parser over the predicate text, tracking line and column for errors.
 class predicate_parser {
 public:
@@ -82,8 +86,21 @@ private:
   }
 
   int32_t push(node n) {
+    size_t depth = 1;
+    for (auto child : {n.lhs, n.rhs})
+      if (child >= 0)
+        depth = std::max(depth, depths_[static_cast<size_t>(child)] + 1);
+    if (depth > max_predicate_depth)
+      return too_deep();
     out_.nodes_.push_back(std::move(n));
+    depths_.push_back(depth);
     return static_cast<int32_t>(out_.nodes_.size() - 1);
+  }
+
+  int32_t too_deep() {
+    return fail(fmt::format("the condition nests deeper than {} levels (parentheses, 'not', "
+                            "'and'/'or' chains); use 'in [...]' or split it into routes",
+                            max_predicate_depth));
   }
 
   static bool ident_start(char c) {
@@ -139,7 +156,10 @@ private:
 
   int32_t parse_unary() {
     if (keyword("not")) {
+      if (++nesting_ > max_predicate_depth)
+        return too_deep();
       auto inner = parse_unary();
+      --nesting_;
       if (inner < 0)
         return -1;
       node n;
@@ -155,7 +175,10 @@ private:
     if (at_end())
       return fail("expected a condition such as type == \"play\", but the text ended");
     if (symbol("(")) {
+      if (++nesting_ > max_predicate_depth)
+        return too_deep();
       auto inner = parse_or();
+      --nesting_;
       if (inner < 0)
         return -1;
       if (!symbol(")"))
@@ -419,6 +442,8 @@ private:
   predicate& out_;
   size_t pos_ = 0;
   std::string error_;
+  size_t nesting_ = 0;         ///< open parentheses and `not`s around the current position
+  std::vector<size_t> depths_; ///< tree depth of each node of `out_`
 
 public:
   size_t error_offset_ = 0;

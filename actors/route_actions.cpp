@@ -1,6 +1,7 @@
 #include "actors/route_actions.hpp"
 
 #include "actors/metrics.hpp"
+#include "messages/codec.hpp"
 
 #include <msgpack.hpp>
 
@@ -472,7 +473,18 @@ void route_transformer::apply(std::string_view route, const route_actions& a, ev
   m.envelope(e.id, "id", a.id, scan);
   m.envelope(e.device_id, "device_id", a.device_id, scan);
   m.envelope(e.profile_id, "profile_id", a.profile_id, scan);
-  if ((scan || a.attr_actions) && !e.attrs.empty()) {
+  // Attribute actions rewrite the map only when it holds a key they name (keep removes the
+  // others, so it always rewrites); the check reads the top-level keys without allocating.
+  bool attr_work = a.attr_actions
+                   && (a.keep_mode
+                       || any_attr_key(
+                         e.attrs,
+                         [](std::string_view key, const void* ctx) {
+                           return static_cast<const route_actions::node*>(ctx)->child(key)
+                                  != nullptr;
+                         },
+                         &a.attrs));
+  if ((scan || attr_work) && !e.attrs.empty()) {
     m.zone.clear();
     size_t off = 0;
     bool referenced = false;

@@ -88,8 +88,10 @@ struct route_actions {
 /// Order, on the sink's copy only (the log keeps the original): `keep`/`drop`, then `mask` and
 /// `hash` of named fields, then PII in the remaining string values (per the route's `pii`
 /// mode), then `rename`. Events without actions and without a PII pre-filter hit are left
-/// untouched (the common, fast path: one vectored Hyperscan scan); others have their `attrs` map
-/// rewritten (msgpack-c, zone and output buffer reused).
+/// untouched (the common, fast path: one vectored Hyperscan scan), and so are the attributes of
+/// events whose top-level keys name no attribute action (one allocation-free pass over the keys,
+/// `any_attr_key`; `keep` always rewrites); others have their `attrs` map rewritten (msgpack-c,
+/// zone and output buffer reused).
 ///
 /// Lifecycle: one per sink runner; not thread-safe. Counts `sluice_pii_detected_total{route,
 /// kind, sink}` (each delivered copy counts). Hashing without a secret (prevented at start and

@@ -83,6 +83,9 @@ size_t locate(std::string_view text, const route_error& err) {
     }
     pos = eol + 1;
   }
+  if (section_at == std::string_view::npos) // a header after other content: `][routes.b]`
+    if (auto at = text.find("[" + header + "]"); at != std::string_view::npos)
+      return at;
   return section_at;
 }
 
@@ -238,7 +241,10 @@ std::string compile_routes_text(std::string_view ini_text,
   auto routes = caf::get_if<caf::settings>(&i->second);
   if (routes == nullptr)
     return "line 1, column 1: 'routes' must hold sections [routes.<name>]";
-  return load_routes(*routes, sink_names, out, ini_text);
+  auto err = load_routes(*routes, sink_names, out, ini_text);
+  if (!err.empty() && err.rfind("line ", 0) != 0) // the route's section was not found in the text
+    err = "line 1, column 1: " + err;
+  return err;
 }
 
 std::string check_route_secret(const route_table& table, bool have_secret) {

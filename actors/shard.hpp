@@ -59,9 +59,13 @@ struct shard_deps {
 /// new state; once all entities of a batch answered, the batch's offset is complete. Every
 /// `checkpoint-interval` the dirty states and the completed offset go to the ingest log's single
 /// writer in one transaction (exactly-once state). Entities idle for `idle-timeout` whose latest
-/// state is committed are stopped (passivated). Concurrency: one actor; entity actors run in
-/// parallel. Limits: memory is bounded by active keys; an entity is never restored from LMDB while
-/// a newer state of it is uncommitted (passivation waits for the commit).
+/// state is committed are stopped (passivated); after every few thousand passivations (over all
+/// shards) the next tick returns the freed heap to the OS (`malloc_trim`), or glibc would keep it.
+/// Entities are monitored, not linked (CAF's link bookkeeping made passivation quadratic); a
+/// failing entity stops its shard, and entities stop with their shard (it holds their only
+/// reference). Concurrency: one actor; entity actors run in parallel. Limits: memory is bounded
+/// by active keys (measured: bench/README.md); an entity is never restored from LMDB while a
+/// newer state of it is uncommitted (passivation waits for the commit).
 struct shard_state {
   static inline const char* name = "shard";
   struct entry {

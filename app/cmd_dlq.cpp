@@ -9,6 +9,8 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
+#include "app/client_token.hpp"
+
 #include <boost/property_tree/json_parser.hpp>
 #include <boost/property_tree/ptree.hpp>
 
@@ -40,11 +42,14 @@ constexpr const char* usage =
   "       sluice dlq replay [--url=http://HOST:PORT | --config-file=FILE] "
   "(--ids=1,2,… | --reason=TEXT | --all)\n"
   "The node is reached at --url, or at gateway.host and <data-dir>/gateway.port of the config "
-  "file (default conf: http://127.0.0.1:8080).\n";
+  "file (default conf: http://127.0.0.1:8080). A node with access control needs an admin token:\n"
+  "--token-file=FILE, else the SLUICE_TOKEN environment variable.\n";
 
 struct endpoint_address {
   std::string host = "127.0.0.1";
   std::string port = "8080";
+  /// Bearer token sent with every request (empty: anonymous).
+  std::string token;
 };
 
 struct options {
@@ -54,6 +59,7 @@ struct options {
   std::optional<std::string> reason;
   std::optional<std::string> ids;
   std::optional<std::string> limit;
+  std::optional<std::string> token_file;
   bool all = false;
 };
 
@@ -81,6 +87,8 @@ std::string parse_options(int argc, char** argv, options& out) {
       out.ids = *v;
     else if (auto v = value_of("--limit="))
       out.limit = *v;
+    else if (auto v = value_of("--token-file="))
+      out.token_file = *v;
     else if (arg == "--all")
       out.all = true;
     else
@@ -148,6 +156,8 @@ http_result call(const endpoint_address& addr, http::verb verb, const std::strin
   http::request<http::string_body> req{verb, target, http_version};
   req.set(http::field::host, addr.host);
   req.set(http::field::user_agent, "sluice-dlq");
+  if (!addr.token.empty())
+    req.set(http::field::authorization, "Bearer " + addr.token);
   if (!body.empty()) {
     req.set(http::field::content_type, "application/json");
     req.body() = body;
@@ -275,6 +285,12 @@ int run_dlq_command(int argc, char** argv) {
   endpoint_address addr;
   if (auto err = resolve_address(opts, addr); !err.empty()) {
     std::cerr << "sluice dlq: " << err << '\n';
+    return exit_usage;
+  }
+  std::string token_error;
+  addr.token = client_token(opts.token_file, token_error);
+  if (!token_error.empty()) {
+    std::cerr << "sluice dlq: " << token_error << '\n';
     return exit_usage;
   }
   try {

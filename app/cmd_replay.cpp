@@ -8,6 +8,8 @@
 #include "app/replay_state.hpp"
 #include "messages/codec.hpp"
 
+#include "app/client_token.hpp"
+
 #include <curl/curl.h>
 #include <simdjson.h>
 
@@ -64,6 +66,8 @@ constexpr const char* usage
     "  --url=http://HOST:PORT     the node (default: from --config-file, else\n"
     "                             http://127.0.0.1:8080)\n"
     "  --config-file=FILE         find the node through gateway.host and <data-dir>/gateway.port\n"
+    "  --token-file=FILE          bearer token for a node with access control (default: the\n"
+    "                             SLUICE_TOKEN environment variable; none: anonymous)\n"
     "  --format=csv|ndjson        record format (default: by extension; .csv is CSV, else NDJSON)\n"
     "  --csv-strings              CSV cells stay strings (default: JSON numbers, true and false\n"
     "                             become numbers and booleans)\n"
@@ -88,6 +92,9 @@ struct options {
   std::vector<std::string> files;
   std::optional<std::string> url;
   std::optional<std::string> config_file;
+  std::optional<std::string> token_file;
+  /// Bearer token (from --token-file or SLUICE_TOKEN); empty: anonymous.
+  std::string token;
   std::optional<replay::format> format;
   replay::csv_options csv;
   size_t batch_events = 1000;
@@ -153,7 +160,7 @@ std::string parse_options(int argc, char** argv, options& out) {
       err = flag(out.restart);
     } else {
       static const std::set<std::string> valued
-        = {"--url",          "--config-file",  "--format",       "--batch-events",
+        = {"--url",          "--config-file",  "--token-file",   "--format",       "--batch-events",
            "--batch-bytes",  "--concurrency",  "--state",        "--state-dir",
            "--rejects",      "--progress-interval", "--max-retries", "--request-timeout",
            "--stop-after-batches"};
@@ -166,6 +173,8 @@ std::string parse_options(int argc, char** argv, options& out) {
         out.url = *v;
       else if (key == "--config-file")
         out.config_file = *v;
+      else if (key == "--token-file")
+        out.token_file = *v;
       else if (key == "--format") {
         if (*v == "csv")
           out.format = replay::format::csv;
@@ -343,6 +352,8 @@ public:
     curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS, static_cast<long>(opts_.concurrency));
     headers_ = curl_slist_append(headers_, "Content-Type: application/json");
     headers_ = curl_slist_append(headers_, "Expect:"); // no 100-continue round trip
+    if (!opts_.token.empty())
+      headers_ = curl_slist_append(headers_, ("Authorization: Bearer " + opts_.token).c_str());
     started_ = steady::now();
     last_line_ = started_;
     for (auto& in : inputs_)
@@ -887,6 +898,12 @@ int run_replay_command(int argc, char** argv) {
   std::string url;
   if (auto err = resolve_url(opts, url); !err.empty()) {
     std::cerr << "sluice replay: " << err << '\n';
+    return exit_usage;
+  }
+  std::string token_error;
+  opts.token = client_token(opts.token_file, token_error);
+  if (!token_error.empty()) {
+    std::cerr << "sluice replay: " << token_error << '\n';
     return exit_usage;
   }
   struct sigaction sa {};

@@ -5,6 +5,7 @@
 #include "actors/route_table.hpp"
 #include "actors/schema_config.hpp"
 #include "actors/sinks/registry.hpp"
+#include "gateway/tls.hpp"
 
 #include <caf/all.hpp>
 
@@ -49,7 +50,15 @@ node_config::node_config() {
     .add(max_inflight_frames, "max-inflight-frames",
          "WebSocket frames awaiting their ack before the gateway stops reading that socket")
     .add(max_batch_events, "max-batch-events", "most events in one batch (more: 413)")
-    .add(gateway_idle_timeout, "idle-timeout", "close idle HTTP keep-alive connections after this");
+    .add(gateway_tls_cert, "tls-cert",
+         "PEM certificate chain; with tls-key set the gateway serves only HTTPS and WSS (a plain "
+         "request fails its TLS handshake); both empty: plain HTTP for local development")
+    .add(gateway_tls_key, "tls-key", "PEM private key (unencrypted) of tls-cert")
+    .add(gateway_tls_min_version, "tls-min-version", "lowest TLS version accepted: 1.2 or 1.3")
+    .add(gateway_idle_timeout, "idle-timeout", "close idle HTTP keep-alive connections after this")
+    .add(console_dir, "console-dir",
+         "directory of the admin console served at /console (index.html, its modules and "
+         "node_modules/uplot), relative to the working directory; read once at start");
   opt_group{custom_options_, "storage"}
     .add(durability, "durability",
          "when commits reach the disk: sync (fsync per group commit, before any ack), periodic "
@@ -142,6 +151,37 @@ node_config::node_config() {
     .add(sessions_cache_devices, "cache-devices",
          "device sessions kept in memory (LRU); others are read back from LMDB")
     .add(sessions_attribute, "attribute", "attribute carrying the session id");
+  opt_group{custom_options_, "auth"}
+    .add(auth_anonymous, "anonymous",
+         "scopes granted without a token (ingest, read, admin); for development only: "
+         "[\"ingest\"] lets devices send without a token (conf/dev.conf)")
+    .add(auth_session_ttl, "session-ttl", "console sessions (POST /v1/auth/login) end after this")
+    .add(auth_max_sessions, "max-sessions",
+         "console sessions kept; a login beyond it ends the oldest session")
+    .add(auth_max_verifications_per_s, "max-verifications-per-s",
+         "new tokens verified per second (one PBKDF2 run per configured token each, on an io "
+         "thread; verdicts are cached); beyond it 429. Protects against random-token floods")
+    .add(auth_audited_failures_per_s, "audited-failures-per-s",
+         "401/403 answers written to the audit log per second at most (all are counted in "
+         "sluice_auth_failures_total); 0: every one")
+    .add(auth_bootstrap_token, "bootstrap-token",
+         "with no [tokens.<name>] and no anonymous admin: make an admin token on first start, "
+         "print it once on stderr and keep only its hash in <data-dir>/admin-token.hash");
+  opt_group{custom_options_, "limits"}
+    .add(limits_token_events_per_s, "token-events-per-s",
+         "events per second per token (and for anonymous senders together); a batch over it is "
+         "refused whole with 429 and Retry-After; 0: unlimited ([tokens.<name>] events-per-s "
+         "overrides it)")
+    .add(limits_token_burst, "token-burst",
+         "events a token may send at once above its rate (0: one second's worth)")
+    .add(limits_device_events_per_s, "device-events-per-s",
+         "events per second per device_id; events over it are rejected by index (the rest of "
+         "the batch goes through; 429 when none does); 0: unlimited")
+    .add(limits_device_burst, "device-burst",
+         "events a device may send at once above its rate (e.g. its offline buffer)")
+    .add(limits_max_devices, "max-devices",
+         "device buckets kept in memory (about 150 bytes each); beyond it the least recently "
+         "seen device is forgotten (counted when it was not idle long enough to refill)");
   opt_group{custom_options_, "catalog"}
     .add(titles_file, "titles-file",
          "title catalog CSV (id,name,genres,duration), relative to the working directory; "
@@ -271,6 +311,34 @@ std::string node_config::load_pii() {
   return check_route_secret(node.routes, !secret.empty());
 }
 
+std::string node_config::load_access() {
+  access = {};
+  caf::settings none;
+  auto it = content.find("tokens");
+  auto& tokens = it != content.end() && caf::holds_alternative<caf::settings>(it->second)
+                   ? caf::get<caf::settings>(it->second)
+                   : none;
+  if (auto err = gateway::load_token_sections(tokens, access.tokens); !err.empty())
+    return err;
+  std::string err;
+  if (!gateway::parse_scopes(auth_anonymous, err))
+    return "auth.anonymous: " + err;
+  access.anonymous = auth_anonymous;
+  access.session_ttl = std::chrono::duration_cast<std::chrono::milliseconds>(auth_session_ttl);
+  if (access.session_ttl.count() <= 0 || auth_max_sessions == 0)
+    return "auth.session-ttl and auth.max-sessions must be positive";
+  access.max_sessions = auth_max_sessions;
+  access.verifications_per_s = auth_max_verifications_per_s;
+  access.audited_failures_per_s = auth_audited_failures_per_s;
+  auto burst = [](size_t rate, size_t b) { return static_cast<double>(b > 0 ? b : rate); };
+  access.token_limit = {static_cast<double>(limits_token_events_per_s),
+                        burst(limits_token_events_per_s, limits_token_burst)};
+  access.device_limit = {static_cast<double>(limits_device_events_per_s),
+                         burst(limits_device_events_per_s, limits_device_burst)};
+  access.max_devices = std::max<size_t>(1, limits_max_devices);
+  return {};
+}
+
 std::string node_config::finish() {
   // CAF 0.17 silently ignores unknown keys in the config file: reject them here.
   std::vector<std::string> keys;
@@ -279,6 +347,8 @@ std::string node_config::finish() {
       continue; // validated by their own option tables below
     if (section == "schemas")
       continue; // validated by load_schemas
+    if (section == "tokens")
+      continue; // validated by gateway::load_token_sections (load_access)
     if (auto sub = caf::get_if<caf::settings>(&value))
       leaves(*sub, section, keys);
     else
@@ -324,6 +394,11 @@ std::string node_config::finish() {
   gateway.idle_timeout_s = static_cast<uint32_t>(
     std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(gateway_idle_timeout)
                            .count()));
+  gateway.tls_cert = gateway_tls_cert;
+  gateway.tls_key = gateway_tls_key;
+  gateway.tls_min_version = gateway_tls_min_version;
+  if (auto err = gateway::check_tls(gateway); !err.empty())
+    return err;
 
   node.node_name = node_name;
   node.data_dir = data_dir;
@@ -393,6 +468,8 @@ std::string node_config::finish() {
   }
   if (auto err = load_pii(); !err.empty())
     return err;
+  if (auto err = load_access(); !err.empty())
+    return err;
   node.versioned_routes = true; // hot reload; the config's routes are the first version
   // The routes file's own text (comments kept); routes in the config file are rendered.
   node.routes_text = !routes_file.empty() ? routes_source : render_routes_ini(routes);
@@ -414,6 +491,8 @@ std::string node_config::help() const {
                     "                                    dead letters of a running node\n"
                     "  sluice routes check FILE [--config-file=PATH]\n"
                     "                                    validate route INI text offline\n"
+                    "  sluice token hash [--generate] [--name=N] [--scopes=a,b]\n"
+                    "                                    hash an access token for [tokens.N]\n"
                     "  sluice --help\n\n"
                     "Options (config file section [section], key; or --section.key=value):\n";
   std::string current;
@@ -423,7 +502,7 @@ std::string node_config::help() const {
                 || category == "actors" || category == "profiles" || category == "catalog"
                 || category == "trending" || category == "genres" || category == "cowatch"
                 || category == "schemas" || category == "enrich" || category == "sessions"
-                || category == "pii";
+                || category == "pii" || category == "auth" || category == "limits";
     if (!ours)
       continue;
     if (category != current) {
@@ -438,6 +517,8 @@ std::string node_config::help() const {
                        std::string{opt.description().begin(), opt.description().end()});
   }
   out += "\n" + sinks_help();
+  out += "\nTokens ([tokens.<name>] sections; docs/access.md; `sluice token hash` makes one):\n"
+         + gateway::token_sections_help();
   out += "\nSchemas ([schemas.<type>] sections; docs/schemas.md):\n" + schemas_help();
   out += "\nRoutes ([routes.<name>] sections; [routes._unmatched] takes what no route matched):\n";
   out += route_config::options().help("routes.<name>");

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "actors/node.hpp"
+#include "gateway/access.hpp"
 #include "gateway/server.hpp"
 #include "messages/quality.hpp"
 #include "persistence/lmdb.hpp"
@@ -31,6 +32,10 @@ public:
   size_t max_inflight_frames = 64;
   size_t max_batch_events = 100000;
   caf::timespan gateway_idle_timeout = std::chrono::seconds{60};
+  std::string gateway_tls_cert;               ///< PEM chain; with tls-key: HTTPS/WSS only
+  std::string gateway_tls_key;
+  std::string gateway_tls_min_version = "1.2";
+  std::string console_dir = "console"; ///< the admin console's files (gateway.console-dir)
   // [storage]
   std::string durability = "sync";
   caf::timespan sync_interval = std::chrono::seconds{1};
@@ -87,6 +92,18 @@ public:
   std::vector<std::string> pii_fields;
   std::string pii_secret;
   std::string pii_hash_encoding = "hex";
+  // [auth], [limits] and [tokens.<name>] (docs/access.md)
+  std::vector<std::string> auth_anonymous;
+  caf::timespan auth_session_ttl = std::chrono::hours{12};
+  size_t auth_max_sessions = 10000;
+  double auth_max_verifications_per_s = 4;
+  double auth_audited_failures_per_s = 20;
+  bool auth_bootstrap_token = true;
+  size_t limits_token_events_per_s = 0;
+  size_t limits_token_burst = 0;
+  size_t limits_device_events_per_s = 100;
+  size_t limits_device_burst = 10000;
+  size_t limits_max_devices = 262144;
 
   /// After `parse`: rejects unknown keys (naming them), checks values, and compiles sinks and
   /// routes into `node`. Returns an error text, empty on success.
@@ -109,6 +126,11 @@ public:
   std::shared_ptr<const ingest_quality> quality;
   /// Builds `quality` and the session options (part of `finish`).
   std::string load_quality();
+  /// Access control (`[auth]`, `[limits]`, `[tokens.<name>]`), set by `finish`; the bootstrap
+  /// admin token is added by `serve` (it writes under the data dir).
+  gateway::access_options access;
+  /// Builds `access` (part of `finish`).
+  std::string load_access();
 };
 
 } // namespace sluice

@@ -6,9 +6,14 @@
 #include "app/cmd_replay.hpp"
 #include "app/cmd_lake.hpp"
 #include "app/cmd_routes.hpp"
+#include "app/cmd_token.hpp"
 #include "app/config.hpp"
 #include "actors/log.hpp"
+#include "gateway/access.hpp"
 #include "gateway/actor_bridge.hpp"
+#include "gateway/auth_api.hpp"
+#include "gateway/console_api.hpp"
+#include "gateway/console_live.hpp"
 #include "gateway/quality.hpp"
 #include "gateway/server.hpp"
 #include "messages/type_ids.hpp"
@@ -55,6 +60,28 @@ int serve(node_config& cfg) {
     return 1;
   }
   metrics_registry metrics;
+  // Access control (docs/access.md): tokens, console sessions, rate limits, the audit log.
+  std::shared_ptr<gateway::access_control> access;
+  try {
+    std::string shown_once;
+    if (cfg.auth_bootstrap_token)
+      if (auto err = gateway::ensure_bootstrap_token(cfg.access, cfg.data_dir, shown_once);
+          !err.empty()) {
+        log_json("error", "cannot set up the admin token", {{"reason", err}});
+        return 1;
+      }
+    if (!shown_once.empty())
+      std::cerr << "admin token (shown once): " << shown_once << "\n"
+                << "  (only its hash is kept, in " << cfg.data_dir
+                << "/admin-token.hash; delete that file to make a new one)" << std::endl;
+    cfg.access.secure_cookie = !cfg.gateway.tls_cert.empty();
+    auto audit = std::make_shared<gateway::audit_log>(cfg.data_dir + "/audit.log");
+    access = std::make_shared<gateway::access_control>(cfg.access, metrics, audit);
+    cfg.gateway.access = access;
+  } catch (const std::exception& e) {
+    log_json("error", "cannot set up access control", {{"reason", e.what()}});
+    return 1;
+  }
   std::unique_ptr<persistence::environment> env;
   try {
     env = std::make_unique<persistence::environment>(cfg.storage);
@@ -90,6 +117,28 @@ int serve(node_config& cfg) {
     auto endpoints = gateway::node_endpoints(nodes, metrics, status);
     for (auto& ep : gateway::detail::schema_endpoints(cfg.quality)) // GET /v1/schemas[/{type}]
       endpoints.push_back(std::move(ep));
+    // The admin console: its static files and its live feed (docs/console.md).
+    auto console = std::make_shared<gateway::console_files>();
+    for (auto& warning : console->load(cfg.console_dir))
+      log_json("warning", "console", {{"reason", warning}});
+    for (auto& ep : gateway::console_endpoints(console))
+      endpoints.push_back(std::move(ep));
+    auto live = std::make_shared<gateway::console_live>(
+      metrics,
+      gateway::console_node_info{
+        cfg.node_name, SLUICE_VERSION,
+        std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::system_clock::now().time_since_epoch())
+          .count(),
+        [&status, gate = nodes.gate] {
+          if (!status.ready.load())
+            return std::string{"starting"};
+          return gate && !gate->open.load() ? std::string{"overloaded"} : std::string{"ready"};
+        }},
+      std::chrono::milliseconds{std::max<uint32_t>(1, cfg.gateway.live_interval_ms) / 2});
+    cfg.gateway.live_snapshot = [live] { return live->snapshot(); };
+    for (auto& ep : gateway::access_endpoints(access, endpoints)) // login, audit, endpoint list
+      endpoints.push_back(std::move(ep));
     gateway::server server{cfg.gateway, port, metrics, std::move(endpoints)};
     uint16_t bound = 0;
     try {
@@ -103,6 +152,7 @@ int serve(node_config& cfg) {
       return 1;
     }
     write_port_file(cfg.data_dir, bound);
+    live->set_address(cfg.gateway.host + ':' + std::to_string(bound));
     status.ready = true;
     std::cout << "listening on " << cfg.gateway.host << ':' << bound << std::endl;
     int sig = 0;
@@ -146,6 +196,8 @@ int main(int argc, char** argv) {
     return run_routes_command(argc, argv);
   if (!args.empty() && args.front() == "replay")
     return run_replay_command(argc, argv);
+  if (!args.empty() && args.front() == "token")
+    return run_token_command(argc, argv);
   auto wants_help = [&] {
     for (auto& a : args)
       if (a == "--help" || a == "-h" || a == "help")

@@ -42,8 +42,9 @@ enum class reject_reason {
   commit_failed,
   overloaded, ///< refused before the log because it pushes back (503 + Retry-After)
   schema,     ///< failed its type's schema; recorded in the dead-letter store
+  rate_limited, ///< over its token's or its device's rate limit (429, or refused by index)
 };
-inline constexpr size_t reject_reason_count = 9;
+inline constexpr size_t reject_reason_count = 10;
 
 /// Metric handles of one server, registered once at construction.
 ///

@@ -13,7 +13,7 @@ namespace {
 
 constexpr std::array<const char*, reject_reason_count> reason_names = {
   "missing_field",   "invalid_field",          "malformed_batch", "body_too_large",
-  "unsupported_media_type", "frame_too_large", "commit_failed", "overloaded", "schema",
+  "unsupported_media_type", "frame_too_large", "commit_failed", "overloaded", "schema", "rate_limited",
 };
 
 constexpr std::array<const char*, 3> endpoint_names = {"events", "stream", "other"};
@@ -48,7 +48,7 @@ gateway_metrics::gateway_metrics(metrics_registry& registry)
                                          "Events handed to the ingest log and committed.")),
     ack_latency(registry.get_histogram(
       "sluice_gateway_ack_latency_seconds",
-      "Time from a request or frame fully read to its reply written or queued.",
+      "Time from an ingest request or frame fully read to its ack written or queued.",
       latency_buckets())),
     connections(registry.get_gauge("sluice_gateway_connections",
                                    "Open HTTP and WebSocket connections.")),
@@ -83,14 +83,12 @@ counter& gateway_metrics::requests(endpoint_label ep, unsigned code) {
 }
 
 void gateway_metrics::count_rejections(const std::vector<rejection>& rejected) {
-  size_t missing = 0;
+  std::array<size_t, reject_reason_count> n{};
   for (const auto& r : rejected)
-    if (classify_rejection(r.error) == reject_reason::missing_field)
-      ++missing;
-  if (missing > 0)
-    rejected_[static_cast<size_t>(reject_reason::missing_field)]->inc(missing);
-  if (rejected.size() > missing)
-    rejected_[static_cast<size_t>(reject_reason::invalid_field)]->inc(rejected.size() - missing);
+    ++n[static_cast<size_t>(classify_rejection(r.error))];
+  for (size_t i = 0; i < reject_reason_count; ++i)
+    if (n[i] > 0)
+      rejected_[i]->inc(n[i]);
 }
 
 void gateway_metrics::observe_ack(clock::time_point t0) {
@@ -98,6 +96,8 @@ void gateway_metrics::observe_ack(clock::time_point t0) {
 }
 
 reject_reason classify_rejection(std::string_view message) {
+  if (message.rfind("rate limited", 0) == 0)
+    return reject_reason::rate_limited;
   return lower(message).find("missing field") != std::string::npos ? reject_reason::missing_field
                                                                    : reject_reason::invalid_field;
 }

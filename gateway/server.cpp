@@ -1,10 +1,12 @@
 // The gateway server: acceptor, io threads, HTTP/1.1 sessions (POST /v1/events and the endpoint
-// table) and the hand-over of `/v1/stream` upgrades to ws_session.cpp.
+// table), the TLS handshake when gateway.tls-cert is set, and the hand-over of `/v1/stream`
+// and `/v1/admin/live` upgrades to ws_session.cpp.
 
 #include "gateway/server.hpp"
 
 #include "gateway/quality.hpp"
 #include "gateway/session.hpp"
+#include "gateway/tls.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/strand.hpp>
@@ -30,6 +32,8 @@ constexpr uint32_t header_limit_bytes = 16 * 1024;
 constexpr std::chrono::seconds linger_timeout{2};
 /// How long `stop` waits for connections to wind down before it stops the io_context outright.
 constexpr std::chrono::seconds stop_grace{5};
+/// How long a new TLS connection has to complete its handshake.
+constexpr std::chrono::seconds tls_handshake_timeout{10};
 
 const std::string continue_100 = "HTTP/1.1 100 Continue\r\n\r\n";
 
@@ -52,18 +56,23 @@ const beast::error_code& http_category_probe() {
 
 // -- HTTP session -------------------------------------------------------------------------------
 
-/// One HTTP/1.1 connection.
+/// One HTTP/1.1 connection over `Stream`: `beast::tcp_stream` (plain) or `tls_stream` (HTTPS).
 ///
-/// Lifecycle: reads one request at a time (keep-alive, `idle_timeout_s` to read the next one),
+/// Lifecycle: a TLS connection first completes its handshake within `tls_handshake_timeout`
+/// (failures are counted in `sluice_gateway_tls_handshake_failures_total` and end the connection).
+/// Then it reads one request at a time (keep-alive, `idle_timeout_s` to read the next one),
 /// answers it (possibly later, from a commit callback or an endpoint responder, both of which post
-/// back onto this strand), then reads the next. A `/v1/stream` upgrade hands the socket to a
-/// WebSocket session. Errors that leave the stream unsynchronised (413, 431, malformed) reply and
-/// close after draining the client's remaining bytes. Concurrency: everything runs on the
-/// connection's strand; only `shutdown` and the callbacks come from other threads.
+/// back onto this strand), then reads the next. A `/v1/stream` or `/v1/admin/live` upgrade hands
+/// the stream to a WebSocket session. Errors that leave the stream unsynchronised (413, 431,
+/// malformed) reply and close after draining the client's remaining bytes. Concurrency: everything
+/// runs on the connection's strand; only `shutdown` and the callbacks come from other threads.
+template <class Stream>
 class http_session final : public session_base {
 public:
-  http_session(server_state& st, tcp::socket&& socket)
-    : st_(st), stream_(std::move(socket)), token_(st.metrics.connections) {
+  /// Plain: `(st, socket)`; TLS: `(st, socket, ssl_context)`.
+  template <class... Args>
+  explicit http_session(server_state& st, Args&&... stream_args)
+    : st_(st), stream_(std::forward<Args>(stream_args)...), token_(st.metrics.connections) {
   }
 
   auto executor() {
@@ -71,7 +80,12 @@ public:
   }
 
   void start() {
-    net::dispatch(executor(), [self = self_ptr()] { self->do_read(); });
+    net::dispatch(executor(), [self = self_ptr()] {
+      if constexpr (is_tls)
+        self->handshake();
+      else
+        self->do_read();
+    });
   }
 
   void shutdown() override {
@@ -80,9 +94,31 @@ public:
 
 private:
   enum class phase { reading, waiting, writing, done };
+  static constexpr bool is_tls = std::is_same_v<Stream, tls_stream>;
 
   std::shared_ptr<http_session> self_ptr() {
     return std::static_pointer_cast<http_session>(shared_from_this());
+  }
+
+  /// The TCP layer (timeouts, socket).
+  beast::tcp_stream& tcp_layer() {
+    return beast::get_lowest_layer(stream_);
+  }
+
+  void handshake() {
+    tcp_layer().expires_after(tls_handshake_timeout);
+    stream_.async_handshake(net::ssl::stream_base::server,
+                            [self = self_ptr()](beast::error_code ec) {
+                              self->guarded([&] {
+                                if (self->closed_)
+                                  return;
+                                if (ec) {
+                                  self->st_.tls_handshake_failures.inc();
+                                  return self->finish();
+                                }
+                                self->do_read();
+                              });
+                            });
   }
 
   void do_read() {
@@ -92,7 +128,7 @@ private:
     parser_.emplace();
     parser_->body_limit(st_.cfg.max_body_bytes);
     parser_->header_limit(header_limit_bytes);
-    stream_.expires_after(std::chrono::seconds(st_.cfg.idle_timeout_s));
+    tcp_layer().expires_after(std::chrono::seconds(st_.cfg.idle_timeout_s));
     http::async_read_header(stream_, buffer_, *parser_,
                             [self = self_ptr()](beast::error_code ec, size_t n) {
                               self->guarded([&] { self->on_header(ec, n); });
@@ -123,7 +159,7 @@ private:
   }
 
   void read_body() {
-    stream_.expires_after(std::chrono::seconds(st_.cfg.idle_timeout_s));
+    tcp_layer().expires_after(std::chrono::seconds(st_.cfg.idle_timeout_s));
     http::async_read(stream_, buffer_, *parser_,
                      [self = self_ptr()](beast::error_code ec, size_t n) {
                        self->guarded([&] { self->on_body(ec, n); });
@@ -174,7 +210,7 @@ private:
     t0_ = clock::now();
     ++generation_;
     phase_ = phase::waiting;
-    stream_.expires_never(); // the answer may take a while (durable commit); not an idle wait
+    tcp_layer().expires_never(); // the answer may take a while (durable commit); not an idle wait
     req_ = parser_->release();
     parser_.reset();
     auto target = std::string_view{req_.target().data(), req_.target().size()};
@@ -201,7 +237,27 @@ private:
     if (path == stream_path)
       return reply(426, json_error("/v1/stream is a WebSocket endpoint: send an upgrade request"),
                    endpoint_label::stream, {{"Upgrade", "websocket"}});
+    if (path == live_path)
+      return handle_live(path);
     handle_table(target, path);
+  }
+
+  // -- GET /v1/admin/live (WebSocket) ------------------------------------------------------------
+
+  void handle_live(std::string_view path) {
+    if (!authorize(path, scope::admin, endpoint_label::other))
+      return;
+    if (!st_.cfg.live_snapshot)
+      return reply(404, json_error("no live feed on this node"), endpoint_label::other);
+    if (!beast::websocket::is_upgrade(req_))
+      return reply(426,
+                   json_error("/v1/admin/live is a WebSocket endpoint: send an upgrade request"),
+                   endpoint_label::other, {{"Upgrade", "websocket"}});
+    st_.metrics.requests(endpoint_label::other, 101).inc();
+    auto self = self_ptr(); // keeps *this alive past remove()
+    phase_ = phase::done;
+    st_.remove(this);
+    start_live_session(st_, std::move(stream_), std::move(req_), std::move(token_));
   }
 
   // -- access -------------------------------------------------------------------------------------
@@ -277,9 +333,12 @@ private:
     }
     st_.metrics.events_received.inc(batch.total);
     if (st_.cfg.access) {
-      if (auto refusal = st_.cfg.access->limit(principal_, batch))
+      if (auto refusal = st_.cfg.access->limit(principal_, batch)) {
+        st_.metrics.count_rejections(batch.rejected);
+        st_.metrics.rejected(reject_reason::rate_limited).inc(batch.events.size());
         return reply(refusal->status, std::move(refusal->body), endpoint_label::events,
                      std::move(refusal->headers), false, refusal->content_type);
+      }
     }
     st_.metrics.count_rejections(batch.rejected);
     std::vector<quarantined> invalid;
@@ -329,7 +388,7 @@ private:
   /// The socket peer's address as text (empty when the socket is gone).
   std::string peer_address() {
     beast::error_code ec;
-    auto ep = stream_.socket().remote_endpoint(ec);
+    auto ep = tcp_layer().socket().remote_endpoint(ec);
     return ec ? std::string{} : ep.address().to_string();
   }
 
@@ -410,6 +469,7 @@ private:
       slot.append(f.value().data(), f.value().size());
     }
     hr.body = std::move(req_.body());
+    hr.peer = peer_address();
     auto state = std::make_shared<responder_state>();
     state->weak = self_ptr();
     state->g = st_.gate_ptr;
@@ -459,8 +519,9 @@ private:
     res_.keep_alive(!close_after_);
     res_.prepare_payload();
     st_.metrics.requests(label, status).inc();
-    st_.metrics.observe_ack(t0_);
-    stream_.expires_after(std::chrono::seconds(st_.cfg.idle_timeout_s));
+    if (label != endpoint_label::other) // acks of ingest requests only, not queries or logins
+      st_.metrics.observe_ack(t0_);
+    tcp_layer().expires_after(std::chrono::seconds(st_.cfg.idle_timeout_s));
     http::async_write(stream_, res_, [self = self_ptr()](beast::error_code ec, size_t) {
       self->guarded([&] { self->on_write(ec); });
     });
@@ -476,12 +537,16 @@ private:
   }
 
   /// Half-closes and discards what the client still sends (up to `linger_timeout`) so that the
-  /// reply is read rather than lost to a reset.
+  /// reply is read rather than lost to a reset. TLS has no half-close below its own close_notify
+  /// (which would wait for the client's): it only drains; the client closes after the reply,
+  /// which it reads by its Content-Length.
   void linger_close() {
     phase_ = phase::done;
-    beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    stream_.expires_after(linger_timeout);
+    if constexpr (!is_tls) {
+      beast::error_code ignored;
+      tcp_layer().socket().shutdown(tcp::socket::shutdown_send, ignored);
+    }
+    tcp_layer().expires_after(linger_timeout);
     drain();
   }
 
@@ -503,8 +568,8 @@ private:
     closed_ = true;
     phase_ = phase::done;
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    stream_.close();
+    tcp_layer().socket().shutdown(tcp::socket::shutdown_both, ignored);
+    tcp_layer().close();
     st_.remove(this);
   }
 
@@ -526,7 +591,7 @@ private:
   }
 
   server_state& st_;
-  beast::tcp_stream stream_;
+  Stream stream_;
   connection_token token_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -558,6 +623,9 @@ struct server::impl {
 
   // Declared first so it is destroyed last: sessions destroyed with the io_context use it.
   server_state state;
+  /// Set when gateway.tls-cert is: every connection is TLS. Outlives the io_context (sessions
+  /// hold references to it).
+  std::unique_ptr<net::ssl::context> tls;
   net::io_context ioc;
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
   std::optional<tcp::acceptor> acceptor;
@@ -574,15 +642,23 @@ struct server::impl {
         return;
       if (!ec) {
         try {
-          auto s = std::make_shared<http_session>(state, std::move(sock));
-          if (state.add(s))
-            s->start();
+          if (tls)
+            start_session(std::make_shared<http_session<tls_stream>>(state, std::move(sock), *tls));
+          else
+            start_session(
+              std::make_shared<http_session<beast::tcp_stream>>(state, std::move(sock)));
         } catch (...) {
           // nop: the socket is closed with the session; keep accepting
         }
       }
       do_accept();
     });
+  }
+
+  template <class Session>
+  void start_session(const std::shared_ptr<Session>& s) {
+    if (state.add(s))
+      s->start();
   }
 };
 
@@ -599,6 +675,8 @@ uint16_t server::start() {
   auto& d = *impl_;
   if (d.started)
     throw std::logic_error("gateway server started twice");
+  if (tls_enabled(d.state.cfg))
+    d.tls = make_tls_context(d.state.cfg); // throws naming the option at fault
   auto addr = net::ip::make_address(d.state.cfg.host);
   tcp::endpoint ep{addr, d.state.cfg.port};
   d.acceptor.emplace(net::make_strand(d.ioc));

@@ -79,6 +79,7 @@ struct http_request {
   std::map<std::string, std::string> params; ///< `{name}` segments matched by the endpoint pattern
   std::map<std::string, std::string> headers; ///< lower-cased header names
   std::string body;
+  std::string peer; ///< the socket peer's address (audit of logins)
 };
 
 /// A response produced by an endpoint handler.
@@ -189,6 +190,12 @@ struct config {
   /// `live_interval_ms` (null: no live feed; the upgrade gets 404).
   std::function<std::string()> live_snapshot;
   uint32_t live_interval_ms = 1000;
+  /// PEM certificate chain and private key; both set: every connection is TLS (HTTPS, WSS) and a
+  /// plain request fails its handshake; both empty: plain HTTP (local development). See tls.hpp.
+  std::string tls_cert;
+  std::string tls_key;
+  /// Lowest TLS version accepted: "1.2" or "1.3".
+  std::string tls_min_version = "1.2";
 };
 
 /// Accepts connections and serves `POST /v1/events`, the WebSocket `/v1/stream`, and every endpoint

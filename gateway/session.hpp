@@ -1,6 +1,12 @@
 #pragma once
 
-// Beast-level internals shared by server.cpp (acceptor, HTTP sessions) and ws_session.cpp.
+// Beast-level internals shared by server.cpp (acceptor, HTTP sessions) and ws_session.cpp
+// (the WebSocket sessions: `/v1/stream` and the live feed `/v1/admin/live`).
+//
+// Every session is a template on its stream type: `beast::tcp_stream` (plain) or `tls_stream`
+// (`beast::ssl_stream<beast::tcp_stream>`, when gateway.tls-cert is set). Each template is
+// instantiated for both in exactly one translation unit (its own), behind the non-template entry
+// points declared here, so the heavy SSL instantiations are compiled once.
 
 #include "gateway/internal.hpp"
 
@@ -8,6 +14,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 
 #include <memory>
 #include <mutex>
@@ -20,6 +27,12 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
+
+/// The stream of a TLS connection (HTTPS, WSS).
+using tls_stream = beast::ssl_stream<beast::tcp_stream>;
+
+/// The path of the console's live feed (a push-only WebSocket, scope admin).
+inline constexpr std::string_view live_path = "/v1/admin/live";
 
 /// One client connection (HTTP or WebSocket), owned by the server's registry while it lives.
 class session_base : public std::enable_shared_from_this<session_base> {
@@ -67,7 +80,14 @@ private:
 struct server_state {
   server_state(config c, ingest_port& in, metrics_registry& reg, std::vector<endpoint> eps)
     : cfg(std::move(c)), ingest(in), metrics(reg), routes(std::move(eps)),
-      gate_ptr(std::make_shared<gate>()) {
+      gate_ptr(std::make_shared<gate>()),
+      tls_handshake_failures(reg.get_counter(
+        "sluice_gateway_tls_handshake_failures_total",
+        "TLS handshakes that failed or timed out (plain HTTP sent to a TLS port, untrusted or "
+        "unsupported clients); 0 while gateway.tls-cert is unset.")),
+      live_skipped(reg.get_counter(
+        "sluice_gateway_live_skipped_total",
+        "Live-feed snapshots not sent because the client had not read the previous one yet.")) {
   }
 
   config cfg;
@@ -75,6 +95,8 @@ struct server_state {
   gateway_metrics metrics;
   router routes;
   std::shared_ptr<gate> gate_ptr;
+  counter& tls_handshake_failures;
+  counter& live_skipped;
 
   /// Adds a live session; returns false (and the caller closes it) once `stop` began.
   bool add(const std::shared_ptr<session_base>& s) {
@@ -117,5 +139,14 @@ void post_to_session(const std::shared_ptr<gate>& g, const std::weak_ptr<Session
 void start_ws_session(server_state& st, beast::tcp_stream stream,
                       http::request<http::string_body> req, connection_token token,
                       std::string principal);
+void start_ws_session(server_state& st, tls_stream stream, http::request<http::string_body> req,
+                      connection_token token, std::string principal);
+
+/// Upgrades an HTTP connection that asked for `/v1/admin/live` (already authorized, and
+/// `st.cfg.live_snapshot` set) to a push-only live-feed session (ws_session.cpp).
+void start_live_session(server_state& st, beast::tcp_stream stream,
+                        http::request<http::string_body> req, connection_token token);
+void start_live_session(server_state& st, tls_stream stream, http::request<http::string_body> req,
+                        connection_token token);
 
 } // namespace sluice::gateway::detail

@@ -89,6 +89,13 @@ struct attr_value {
 /// Looks up a dotted path (`player.codec`) in an `attrs` map without copying; nullopt if absent.
 std::optional<attr_value> find_attr(std::string_view attrs, std::string_view path);
 
+/// Whether the msgpack map `attrs` has a top-level key (a string) for which `wanted(key, ctx)` is
+/// true. Also true when `attrs` is not a well-formed map, so a caller that skips work on `false`
+/// only ever skips it for attributes it has read. Allocation-free: the keys handed to `wanted`
+/// are views into `attrs`.
+bool any_attr_key(std::string_view attrs, bool (*wanted)(std::string_view key, const void* ctx),
+                  const void* ctx);
+
 /// Parses RFC 3339 (`2024-11-22T10:00:00Z`, fractional seconds and offsets allowed) to epoch ms.
 std::optional<int64_t> parse_rfc3339_ms(std::string_view text);
 

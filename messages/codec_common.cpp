@@ -363,6 +363,28 @@ std::optional<attr_value> find_attr(std::string_view attrs, std::string_view pat
   return find_in_map(r, path);
 }
 
+bool any_attr_key(std::string_view attrs, bool (*wanted)(std::string_view key, const void* ctx),
+                  const void* ctx) {
+  if (attrs.empty())
+    return false;
+  mp_reader r{attrs};
+  mp_token t;
+  if (!r.next(t) || t.type != mp_type::map)
+    return true;
+  for (uint32_t n = 0; n < t.count; ++n) {
+    mp_token k;
+    if (!r.next(k))
+      return true;
+    if (k.type == mp_type::str && wanted(k.bytes, ctx))
+      return true;
+    if (k.type == mp_type::array || k.type == mp_type::map)
+      return true; // a container as key: unusual enough to take the caller's full path
+    if (!r.skip())
+      return true;
+  }
+  return !r.at_end();
+}
+
 int hex_value(char c) noexcept {
   // Value of the digits `a` / `A`.
   constexpr int first_letter_value = 10;

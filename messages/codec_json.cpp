@@ -12,6 +12,7 @@
 #include <msgpack.hpp>
 #include <simdjson.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -24,6 +25,9 @@ using simdjson::SUCCESS;
 namespace od = simdjson::ondemand;
 
 constexpr size_t npos = std::string_view::npos;
+
+/// Deepest nesting of any value whose syntax is checked; deeper is a malformed body (DEPTH_ERROR).
+constexpr size_t max_syntax_depth = 1024;
 
 constexpr const char* shape_error
   = "the JSON body must be an event object, an array of event objects, or "
@@ -402,6 +406,10 @@ private:
   // inside the attribute; `too_deep` is set (and packing goes on, to check the syntax) past
   // `max_depth`.
   error_code pack_value(od::value& value, size_t depth, bool& too_deep) {
+    // The syntax walk past max_depth recurses too: bound it (as simdjson's DOM does) so that a
+    // body of nested brackets cannot overflow the io thread's stack (found by fuzz_json).
+    if (depth >= max_syntax_depth)
+      return simdjson::DEPTH_ERROR;
     detail::string_writer writer{&scratch_};
     msgpack::packer<detail::string_writer> packer{writer};
     od::json_type type;
@@ -575,6 +583,10 @@ decoded_batch decode_json(std::string_view body, int64_t ingest_ts, const decode
   thread_local std::string scratch;
 
   decoded_batch result;
+  // Room for the events up front (a JSON event takes at least this many bytes; rarely smaller):
+  // no reallocation that moves every decoded event.
+  constexpr size_t min_event_json_bytes = 128;
+  result.events.reserve(std::min(limits.max_events, body.size() / min_event_json_bytes + 1));
   const size_t capacity = body.size() + simdjson::SIMDJSON_PADDING;
   if (padded.size() < capacity)
     padded.resize(capacity);

@@ -14,6 +14,7 @@
 
 #include <array>
 #include <cmath>
+#include <cstring>
 #include <iterator>
 
 namespace sluice {
@@ -222,12 +223,16 @@ bool render_value(std::string& out, mp_reader& r, size_t depth) {
     case mp_type::boolean:
       out += t.b ? "true" : "false";
       return true;
-    case mp_type::uint:
-      out += fmt::format_int(t.u).c_str();
+    case mp_type::uint: {
+      fmt::format_int text{t.u};
+      out.append(text.data(), text.size());
       return true;
-    case mp_type::sint:
-      out += fmt::format_int(t.i).c_str();
+    }
+    case mp_type::sint: {
+      fmt::format_int text{t.i};
+      out.append(text.data(), text.size());
       return true;
+    }
     case mp_type::float32:
       detail::append_json_float(out, static_cast<float>(t.d));
       return true;
@@ -266,6 +271,26 @@ bool render_value(std::string& out, mp_reader& r, size_t depth) {
 } // namespace
 
 void append_json_string(std::string& out, std::string_view s) {
+  // Fast path: printable ASCII without quotes or backslashes (ids, types, keys, most values) is
+  // copied as it is, in one append.
+  const auto* bytes = reinterpret_cast<const unsigned char*>(s.data());
+  size_t plain = 0;
+  while (plain < s.size()) {
+    auto c = bytes[plain];
+    if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\')
+      break;
+    ++plain;
+  }
+  if (plain == s.size()) {
+    auto at = out.size();
+    out.resize(at + s.size() + 2);
+    char* dst = out.data() + at;
+    dst[0] = '"';
+    if (!s.empty())
+      std::memcpy(dst + 1, s.data(), s.size());
+    dst[s.size() + 1] = '"';
+    return;
+  }
   out += '"';
   const bool valid_utf8 = simdjson::validate_utf8(s.data(), s.size());
   size_t run_start = 0;
@@ -304,12 +329,16 @@ void append_json(std::string& out, const event& e, std::string_view node) {
     out += ",\"profile_id\":";
     append_json_string(out, e.profile_id);
   }
+  auto append_int = [&out](auto v) {
+    fmt::format_int text{v};
+    out.append(text.data(), text.size());
+  };
   out += ",\"ts\":";
-  out += fmt::format_int(e.ts).c_str();
+  append_int(e.ts);
   out += ",\"ingest_ts\":";
-  out += fmt::format_int(e.ingest_ts).c_str();
+  append_int(e.ingest_ts);
   out += ",\"offset\":";
-  out += fmt::format_int(e.offset).c_str();
+  append_int(e.offset);
   if (!node.empty()) {
     out += ",\"node\":";
     append_json_string(out, node);

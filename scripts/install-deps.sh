@@ -11,6 +11,8 @@ APT_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libhyperscan-dev libre2-dev zlib1g-dev libcsv-dev
   prometheus wrk curl strace
+  chromium # the console's browser test (tests/integration/console.test.mjs, playwright-core)
+  clang libclang-rt-14-dev llvm-14 # libFuzzer targets (tests/fuzz): runtime; llvm-symbolizer for traces
 )
 # node (with npm) may already come from elsewhere (nodesource bundles npm); Debian's only when absent.
 command -v node >/dev/null 2>&1 || APT_PACKAGES+=(nodejs)
@@ -33,5 +35,12 @@ if [ -f tests/node/package.json ]; then
   if [ ! -d tests/node/node_modules ] || [ tests/node/package.json -nt tests/node/node_modules ]; then
     (cd tests/node && npm ci --no-audit --no-fund --loglevel=error 2>/dev/null || npm install --no-audit --no-fund --loglevel=error)
     touch tests/node/node_modules
+  fi
+fi
+# the console's front-end libraries (uPlot), served by the node from console/node_modules (no CDN).
+if [ -f console/package.json ]; then
+  if [ ! -d console/node_modules ] || [ console/package.json -nt console/node_modules ]; then
+    (cd console && npm ci --no-audit --no-fund --loglevel=error 2>/dev/null || npm install --no-audit --no-fund --loglevel=error)
+    touch console/node_modules
   fi
 fi

@@ -61,7 +61,10 @@ ok "unknown key gateway.typo -> exit 2 naming it"
 # ---- node
 DATA="$TMP/data"
 mkdir -p "$DATA"
+# Anonymous access and no device rate limit: this test is about the client, not access control
+# (docs/access.md; tests/integration/access_*.test.mjs cover that).
 "$SLUICE" serve --config-file="$CONF_DIR/sluice.conf" --gateway.port=0 --sluice.data-dir="$DATA" \
+  --auth.anonymous='["ingest","read","admin"]' --limits.device-events-per-s=0 \
   >"$TMP/node.out" 2>"$TMP/node.err" &
 NODE_PID=$!
 

@@ -256,6 +256,26 @@ TEST_F(actions_test, keep_drop_mask_hash_and_rename_apply_to_the_copy) {
   EXPECT_EQ(original.profile_id, "p-1");
 }
 
+TEST_F(actions_test, field_actions_leave_events_without_the_named_keys_byte_for_byte_as_they_are) {
+  route_transformer tf{detector, nullptr, "s"};
+  auto without = from_json(R"({"type":"play","device_id":"tv-1","ts":1,"title_id":"t-1",
+    "player":{"card":"nested is not the top-level card"}})");
+  auto e = without;
+  tf.apply("r", compile({}, {}, {"card"}, {}, {}, "off"), e);
+  EXPECT_EQ(e, without);
+  // The same action on an event that has the key masks it, and keep still removes the others.
+  auto with = from_json(R"({"type":"play","device_id":"tv-1","ts":1,"card":"4111 1111 1111 1111",
+    "title_id":"t-1"})");
+  auto m = with;
+  tf.apply("r", compile({}, {}, {"card"}, {}, {}, "off"), m);
+  EXPECT_EQ(find_attr(m.attrs, "card")->s, "[masked]");
+  EXPECT_EQ(find_attr(m.attrs, "title_id")->s, "t-1");
+  auto k = without;
+  tf.apply("r", compile({"card"}, {}, {}, {}, {}, "off"), k);
+  EXPECT_FALSE(find_attr(k.attrs, "title_id"));
+  EXPECT_FALSE(find_attr(k.attrs, "player"));
+}
+
 TEST_F(actions_test, pii_is_masked_by_default_hashed_on_request_and_left_with_off) {
   route_transformer tf{detector, nullptr, "s"};
   auto original = from_json(R"({"type":"play","device_id":"tv-1","profile_id":"Bob@Example.com","ts":1,

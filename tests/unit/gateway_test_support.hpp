@@ -252,13 +252,13 @@ private:
   std::array<char, 4096> scratch_{};
 };
 
-/// A WebSocket client on `/v1/stream`.
+/// A WebSocket client on `/v1/stream` (or on `target`).
 class ws_client {
 public:
-  explicit ws_client(uint16_t port) : ws_(ioc_) {
+  explicit ws_client(uint16_t port, const std::string& target = "/v1/stream") : ws_(ioc_) {
     beast::get_lowest_layer(ws_).connect(
       tcp::endpoint{net::ip::make_address("127.0.0.1"), port});
-    ws_.handshake("127.0.0.1", "/v1/stream");
+    ws_.handshake("127.0.0.1", target);
   }
 
   void send_text(const std::string& s) {

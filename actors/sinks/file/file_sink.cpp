@@ -60,6 +60,15 @@ sink_status file_sink::start(std::string& error) {
     healthy_ = false;
     return sink_status::retry;
   }
+  struct stat st{};
+  if (::fstat(fd_, &st) != 0) {
+    error = fmt::format("fstat {}: {}", cfg_.path, std::strerror(errno));
+    ::close(fd_);
+    fd_ = -1;
+    healthy_ = false;
+    return sink_status::retry;
+  }
+  size_ = st.st_size;
   healthy_ = true;
   return sink_status::ok;
 }
@@ -101,15 +110,13 @@ sink_status file_sink::write(const event_batch& events, write_report& report) {
       return st;
   }
   buffer_.clear();
+  // One render pass into a buffer kept across batches (it grows to the largest batch once), then
+  // one write: lines of about 300 bytes, so reserve that much per event up front.
+  constexpr size_t line_bytes_estimate = 320;
+  buffer_.reserve(events.size() * line_bytes_estimate);
   for (auto& e : events) {
     append_json(buffer_, e, node_);
     buffer_ += '\n';
-  }
-  struct stat before{};
-  if (::fstat(fd_, &before) != 0) {
-    error = fmt::format("fstat {}: {}", cfg_.path, std::strerror(errno));
-    healthy_ = false;
-    return sink_status::retry;
   }
   const char* data = buffer_.data();
   size_t left = buffer_.size();
@@ -120,13 +127,14 @@ sink_status file_sink::write(const event_batch& events, write_report& report) {
         continue;
       error = fmt::format("write {}: {}", cfg_.path, std::strerror(errno));
       // Undo a torn batch so the retry does not leave half a line behind.
-      [[maybe_unused]] auto rc = ::ftruncate(fd_, before.st_size);
+      [[maybe_unused]] auto rc = ::ftruncate(fd_, size_);
       healthy_ = false;
       return sink_status::retry;
     }
     data += n;
     left -= static_cast<size_t>(n);
   }
+  size_ += static_cast<off_t>(buffer_.size());
   if (cfg_.fsync && ::fdatasync(fd_) != 0) {
     error = fmt::format("fdatasync {}: {}", cfg_.path, std::strerror(errno));
     healthy_ = false;

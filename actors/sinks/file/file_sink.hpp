@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include <sys/types.h>
+
 namespace sluice {
 
 /// Options of the `file` sink kind (see actors/sinks/file/README.md).
@@ -45,6 +47,9 @@ private:
   std::string node_;
   std::string buffer_;
   int fd_ = -1;
+  /// Size of the file after the last complete batch (the sink is its only writer): a failed
+  /// write truncates back to it.
+  off_t size_ = 0;
   bool healthy_ = false;
 };
 

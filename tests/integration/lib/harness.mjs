@@ -3,6 +3,7 @@
 
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import https from 'node:https';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -62,10 +63,24 @@ export function tail(text, n = 30) {
   return text.split('\n').slice(-n).join('\n');
 }
 
+/// Access options the harness adds to every `serve` (docs/access.md): anonymous access to every
+/// scope unless the test passes its own `--auth.*` option, and no device rate limit unless it
+/// passes a `--limits.*` option; so tests that are not about access control need no tokens.
+export const openAccessArgs = ['--auth.anonymous=["ingest","read","admin"]'];
+export const unlimitedArgs = ['--limits.device-events-per-s=0'];
+export function withTestAccess(args) {
+  if (!args.includes('serve')) return args;
+  const out = [...args];
+  if (!args.some((a) => a.startsWith('--auth.'))) out.push(...openAccessArgs);
+  if (!args.some((a) => a.startsWith('--limits.'))) out.push(...unlimitedArgs);
+  return out;
+}
+
 /// Spawns `binary` with `args` (e.g. ['serve', '--config-file=...', '--gateway.port=0', ...]) and
-/// collects its output. Returns { proc, stdout, stderr, port, exited, exit (promise) }.
+/// collects its output. Returns { proc, stdout, stderr, port, exited, exit (promise) }. A `serve`
+/// gets the harness's access options (see `withTestAccess`).
 export function spawnNode(binary, args, env = process.env) {
-  const proc = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+  const proc = spawn(binary, withTestAccess(args), { stdio: ['ignore', 'pipe', 'pipe'], env });
   running.add(proc);
   const node = { proc, stdout: '', stderr: '', port: 0, exited: null };
   node.exit = new Promise((resolve) => {
@@ -114,10 +129,31 @@ export async function stopNode(node, signal = 'SIGTERM', timeoutMs = 15000) {
   }
 }
 
-export const baseUrl = (node) => `http://127.0.0.1:${node.port}`;
+/// `https://` for a node started with TLS (set `node.tls = { ca }`, the PEM the client trusts).
+export const baseUrl = (node) => `${node.tls ? 'https' : 'http'}://127.0.0.1:${node.port}`;
 
-/// One HTTP request to the node; `body` objects are sent as JSON. Returns { status, text, json,
-/// headers }.
+/// One HTTPS request trusting `tls.ca` (fetch cannot take a CA); resolves like fetch's Response.
+function httpsFetch(url, init, tls) {
+  return new Promise((resolve, reject) => {
+    const req = https.request(url, { method: init.method, headers: init.headers, ca: tls.ca,
+                                     signal: init.signal }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => {
+        const h = new Headers();
+        for (const [k, v] of Object.entries(res.headers)) h.set(k, Array.isArray(v) ? v.join(', ') : v);
+        const text = Buffer.concat(chunks).toString('utf8');
+        resolve({ status: res.statusCode, headers: h, text: async () => text });
+      });
+    });
+    req.on('error', reject);
+    req.end(init.body);
+  });
+}
+
+/// One HTTP request to the node (HTTPS when `node.tls` is set); `body` objects are sent as JSON.
+/// Returns { status, text, json, headers }.
 export async function request(node, method, urlPath, body, contentType = 'application/json',
                               headers = {}) {
   const init = { method, signal: AbortSignal.timeout(10000), headers: { ...headers } };
@@ -125,7 +161,8 @@ export async function request(node, method, urlPath, body, contentType = 'applic
     init.body = typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body);
     init.headers['content-type'] = contentType;
   }
-  const res = await fetch(baseUrl(node) + urlPath, init);
+  const res = node.tls ? await httpsFetch(baseUrl(node) + urlPath, init, node.tls)
+                       : await fetch(baseUrl(node) + urlPath, init);
   const text = await res.text();
   let json;
   try {
