@@ -452,23 +452,7 @@ private:
     if (!authorize(path, m.ep->required, endpoint_label::other))
       return;
     required_ = m.ep->required;
-    http_request hr;
-    hr.method = std::string{req_.method_string()};
-    hr.target = std::string{target};
-    hr.path = std::string{path};
-    if (auto q = target.find('?'); q != std::string_view::npos)
-      hr.query = parse_query(target.substr(q + 1));
-    hr.params = std::move(m.params);
-    for (const auto& f : req_) {
-      std::string name{f.name_string()};
-      for (auto& c : name)
-        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      auto& slot = hr.headers[name];
-      if (!slot.empty())
-        slot += ", ";
-      slot.append(f.value().data(), f.value().size());
-    }
-    hr.body = std::move(req_.body());
+    auto hr = make_http_request(req_, target, path, std::move(m.params));
     hr.peer = peer_address();
     auto state = std::make_shared<responder_state>();
     state->weak = self_ptr();
@@ -567,9 +551,7 @@ private:
       return;
     closed_ = true;
     phase_ = phase::done;
-    beast::error_code ignored;
-    tcp_layer().socket().shutdown(tcp::socket::shutdown_both, ignored);
-    tcp_layer().close();
+    close_socket(stream_);
     st_.remove(this);
   }
 

@@ -16,7 +16,11 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
+#include <cctype>
+#include <map>
 #include <memory>
+#include <string>
+#include <string_view>
 #include <mutex>
 #include <unordered_map>
 #include <utility>
@@ -120,6 +124,41 @@ struct server_state {
   bool closing = false;
   std::unordered_map<session_base*, std::shared_ptr<session_base>> sessions;
 };
+
+/// The endpoint handler's view of `req` (method, target, path, decoded query, the pattern's
+/// `params`, lower-cased headers with repeated ones joined by ", "); moves the body out of `req`.
+inline http_request make_http_request(http::request<http::string_body>& req,
+                                      std::string_view target, std::string_view path,
+                                      std::map<std::string, std::string> params) {
+  http_request hr;
+  hr.method = std::string{req.method_string()};
+  hr.target = std::string{target};
+  hr.path = std::string{path};
+  if (auto q = target.find('?'); q != std::string_view::npos)
+    hr.query = parse_query(target.substr(q + 1));
+  hr.params = std::move(params);
+  for (const auto& f : req) {
+    std::string name{f.name_string()};
+    for (auto& c : name)
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    auto& slot = hr.headers[name];
+    if (!slot.empty())
+      slot += ", ";
+    slot.append(f.value().data(), f.value().size());
+  }
+  hr.body = std::move(req.body());
+  return hr;
+}
+
+/// Shuts down and closes the TCP socket under `stream` (plain, TLS or WebSocket); errors are
+/// ignored: the connection is ending either way.
+template <class Stream>
+void close_socket(Stream& stream) {
+  beast::error_code ignored;
+  auto& lowest = beast::get_lowest_layer(stream);
+  lowest.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  lowest.close();
+}
 
 /// Runs `fn(session)` on the session's strand if the server is not stopping and the session still
 /// lives; safe from any thread. `Session` must expose `executor()`.

@@ -300,10 +300,7 @@ private:
     closed_ = true;
     slots_.clear();
     gate_timer_.cancel();
-    beast::error_code ignored;
-    auto& sock = beast::get_lowest_layer(ws_).socket();
-    sock.shutdown(tcp::socket::shutdown_both, ignored);
-    beast::get_lowest_layer(ws_).close();
+    close_socket(ws_);
     st_.remove(this);
   }
 
@@ -488,10 +485,7 @@ private:
       return;
     closed_ = true;
     timer_.cancel();
-    beast::error_code ignored;
-    auto& sock = beast::get_lowest_layer(ws_).socket();
-    sock.shutdown(tcp::socket::shutdown_both, ignored);
-    beast::get_lowest_layer(ws_).close();
+    close_socket(ws_);
     st_.remove(this);
   }
 

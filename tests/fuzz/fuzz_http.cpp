@@ -7,6 +7,7 @@
 // Seeds: tests/fuzz/corpus/http; dictionary: tests/fuzz/http.dict.
 
 #include "tests/fuzz/gateway_fixture.hpp"
+#include "gateway/session.hpp"
 
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -79,7 +80,7 @@ std::string_view path_of(std::string_view target) {
   return target.substr(0, target.find('?'));
 }
 
-void handle_table(const router& routes, const http::request<http::string_body>& req,
+void handle_table(const router& routes, http::request<http::string_body>& req,
                   std::string_view target, std::string_view path) {
   auto method = std::string_view{req.method_string().data(), req.method_string().size()};
   auto m = routes.match(method, path);
@@ -97,23 +98,7 @@ void handle_table(const router& routes, const http::request<http::string_body>& 
   }
   if (m.ep == nullptr || m.ep->method != method)
     fuzz::fail("router found an endpoint of another method");
-  http_request hr;
-  hr.method = std::string{method};
-  hr.target = std::string{target};
-  hr.path = std::string{path};
-  if (auto q = target.find('?'); q != std::string_view::npos)
-    hr.query = parse_query(target.substr(q + 1));
-  hr.params = std::move(m.params);
-  for (const auto& f : req) {
-    std::string name{f.name_string()};
-    for (auto& c : name)
-      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    auto& slot = hr.headers[name];
-    if (!slot.empty())
-      slot += ", ";
-    slot.append(f.value().data(), f.value().size());
-  }
-  hr.body = req.body();
+  auto hr = make_http_request(req, target, path, std::move(m.params));
   bool answered = false;
   m.ep->fn(hr, [&](http_response res) {
     answered = true;

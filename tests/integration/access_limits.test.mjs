@@ -11,13 +11,11 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { readNdjson, request, startReadyNode, step, stopNode, waitFor } from './lib/harness.mjs';
+import {
+  readNdjson, request, startReadyNode, step, stopNode, testArgs, waitFor
+} from './lib/harness.mjs';
 
-const [binary] = process.argv.slice(2);
-if (!binary) {
-  console.error('usage: node access_limits.test.mjs <sluice binary> <source root>');
-  process.exit(2);
-}
+const { binary } = testArgs(import.meta.url);
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-limits-it-'));
 const confFile = path.join(dataDir, 'limits.conf');

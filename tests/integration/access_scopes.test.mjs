@@ -11,14 +11,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  baseUrl, request, requireNode, startReadyNode, step, stopNode, waitFor,
+  baseUrl, request, requireNode, startReadyNode, step, stopNode, testArgs, waitFor
 } from './lib/harness.mjs';
 
-const [binary] = process.argv.slice(2);
-if (!binary) {
-  console.error('usage: node access_scopes.test.mjs <sluice binary> <source root>');
-  process.exit(2);
-}
+const { binary } = testArgs(import.meta.url);
 const WebSocket = requireNode('ws');
 
 const SESSION_TTL_S = 3;

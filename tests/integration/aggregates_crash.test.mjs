@@ -9,17 +9,13 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { request, startReadyNode, step, stopNode, waitFor } from './lib/harness.mjs';
+import { request, startReadyNode, step, stopNode, testArgs, waitFor } from './lib/harness.mjs';
 import {
   compareAggregates, compareProfiles, generateScenario, loadCatalog, metricValue, postBatch,
   reference, waitDrained,
 } from './lib/scenario.mjs';
 
-const [binary, sourceRoot] = process.argv.slice(2);
-if (!binary || !sourceRoot) {
-  console.error('usage: node aggregates_crash.test.mjs <sluice binary> <source root>');
-  process.exit(2);
-}
+const { binary, sourceRoot } = testArgs(import.meta.url);
 const titlesFile = path.join(sourceRoot, 'conf', 'titles.csv');
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-aggregates-crash-'));
 const args = ['serve', `--config-file=${path.join(sourceRoot, 'conf', 'sluice.conf')}`,

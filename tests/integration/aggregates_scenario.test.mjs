@@ -9,17 +9,13 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { readNdjson, request, startReadyNode, step, stopNode } from './lib/harness.mjs';
+import { readNdjson, request, startReadyNode, step, stopNode, testArgs } from './lib/harness.mjs';
 import {
   compareAggregates, compareProfiles, dumpScenario, generateScenario, loadCatalog, metricValue,
   postBatch, reference, waitDrained,
 } from './lib/scenario.mjs';
 
-const [binary, sourceRoot] = process.argv.slice(2);
-if (!binary || !sourceRoot) {
-  console.error('usage: node aggregates_scenario.test.mjs <sluice binary> <source root>');
-  process.exit(2);
-}
+const { binary, sourceRoot } = testArgs(import.meta.url);
 const titlesFile = path.join(sourceRoot, 'conf', 'titles.csv');
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-aggregates-'));
 const dataDir = path.join(work, 'data');

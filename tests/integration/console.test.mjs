@@ -12,13 +12,11 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { baseUrl, requireNode, startReadyNode, step, stopNode, waitFor } from './lib/harness.mjs';
+import {
+  baseUrl, requireNode, startReadyNode, step, stopNode, testArgs, waitFor
+} from './lib/harness.mjs';
 
-const [binary, sourceRoot] = process.argv.slice(2);
-if (!binary || !sourceRoot) {
-  console.error('usage: node console.test.mjs <sluice binary> <source root>');
-  process.exit(2);
-}
+const { binary, sourceRoot } = testArgs(import.meta.url);
 const { chromium } = requireNode('playwright-core');
 
 // STACK.md, "Browser": exactly these arguments.

@@ -10,13 +10,11 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { readNdjson, request, startReadyNode, step, stopNode, waitFor } from './lib/harness.mjs';
+import {
+  readNdjson, request, startReadyNode, step, stopNode, testArgs, waitFor
+} from './lib/harness.mjs';
 
-const [binary] = process.argv.slice(2);
-if (!binary) {
-  console.error('usage: node dead_letters.test.mjs <sluice binary> <source root>');
-  process.exit(2);
-}
+const { binary } = testArgs(import.meta.url);
 
 const CLICKS = 25; // routed to the broken sink: all become dead letters
 const PLAYS = 5;   // routed to the healthy sink

@@ -11,14 +11,12 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { request, startReadyNode, step, stopNode, tail, waitFor } from './lib/harness.mjs';
+import {
+  request, startReadyNode, step, stopNode, tail, testArgs, waitFor
+} from './lib/harness.mjs';
 import { makeBatch, metric, missingIds, slowFifo, startLoad } from './lib/load.mjs';
 
-const [binary] = process.argv.slice(2);
-if (!binary) {
-  console.error('usage: node disk_full.test.mjs <sluice binary> <source root>');
-  process.exit(2);
-}
+const { binary } = testArgs(import.meta.url);
 
 const MiB = 1024 * 1024;
 /// The whole LMDB map: room for ~50 000 logged events, full within seconds.

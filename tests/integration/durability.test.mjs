@@ -20,13 +20,9 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fail, request, startReadyNode, step, stopNode } from './lib/harness.mjs';
+import { fail, request, startReadyNode, step, stopNode, testArgs } from './lib/harness.mjs';
 
-const [binary, sourceRoot] = process.argv.slice(2);
-if (!binary || !sourceRoot) {
-  console.error('usage: node durability.test.mjs <sluice binary> <source root>');
-  process.exit(2);
-}
+const { binary, sourceRoot } = testArgs(import.meta.url);
 const confFile = path.join(sourceRoot, 'conf', 'sluice.conf');
 const BATCHES = 8;
 const PAD_BYTES = 3000; // > half an LMDB page: the record goes to overflow pages

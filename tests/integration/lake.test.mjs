@@ -13,15 +13,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import {
-  requireNode, step, startReadyNode, stopNode, request, waitFor, readNdjson, tail,
+  readNdjson, request, requireNode, startReadyNode, step, stopNode, tail, testArgs, waitFor
 } from './lib/harness.mjs';
 import { startS3 } from './lib/s3.mjs';
 
-const [sluiceBinary, sourceRoot] = process.argv.slice(2);
-if (!sluiceBinary || !sourceRoot) {
-  console.error('usage: node lake.test.mjs <path/to/sluice> <source root>');
-  process.exit(2);
-}
+const { binary: sluiceBinary, sourceRoot } = testArgs(import.meta.url);
 
 const { DuckDBInstance } = requireNode('@duckdb/node-api');
 const { parquetReadObjects, asyncBufferFromFile } = await import(requireNode.resolve('hyparquet'));

@@ -16,13 +16,9 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { requireNode, step, readNdjson } from './lib/harness.mjs';
+import { readNdjson, requireNode, step, testArgs } from './lib/harness.mjs';
 
-const [sluiceBinary] = process.argv.slice(2);
-if (!sluiceBinary) {
-  console.error('usage: node parquet_readback.test.mjs <path/to/sluice> <source root>');
-  process.exit(2);
-}
+const { binary: sluiceBinary } = testArgs(import.meta.url);
 const tool = path.join(path.dirname(sluiceBinary), 'bench', 'sluice_parquet_tool');
 
 const rows = 5000;

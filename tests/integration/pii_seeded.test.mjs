@@ -14,16 +14,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  requireNode, step, startReadyNode, stopNode, request, waitFor, readNdjson, tail,
+  readNdjson, request, requireNode, startReadyNode, step, stopNode, tail, testArgs, waitFor
 } from './lib/harness.mjs';
 import { metric } from './lib/load.mjs';
 import { prng } from './lib/scenario.mjs';
 
-const [sluiceBinary, sourceRoot] = process.argv.slice(2);
-if (!sluiceBinary || !sourceRoot) {
-  console.error('usage: node pii_seeded.test.mjs <path/to/sluice> <source root>');
-  process.exit(2);
-}
+const { binary: sluiceBinary, sourceRoot } = testArgs(import.meta.url);
 
 const { DuckDBInstance } = requireNode('@duckdb/node-api');
 

@@ -10,13 +10,11 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { request, startReadyNode, step, stopNode, tail, waitFor } from './lib/harness.mjs';
+import {
+  request, startReadyNode, step, stopNode, tail, testArgs, waitFor
+} from './lib/harness.mjs';
 
-const [binary] = process.argv.slice(2);
-if (!binary) {
-  console.error('usage: node profiles.test.mjs <sluice binary> <source root>');
-  process.exit(2);
-}
+const { binary } = testArgs(import.meta.url);
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-profiles-it-'));
 const confFile = path.join(dataDir, 'profiles.conf');

@@ -15,13 +15,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { baseUrl, readNdjson, startReadyNode, step, stopNode, waitFor } from './lib/harness.mjs';
+import {
+  baseUrl, readNdjson, startReadyNode, step, stopNode, testArgs, waitFor
+} from './lib/harness.mjs';
 
-const [binary] = process.argv.slice(2);
-if (!binary) {
-  console.error('usage: node replay.test.mjs <sluice binary> <source root>');
-  process.exit(2);
-}
+const { binary } = testArgs(import.meta.url);
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-replay-it-'));
 const confFile = path.join(dir, 'replay.conf');

@@ -12,13 +12,11 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { readNdjson, request, startReadyNode, step, stopNode, waitFor } from './lib/harness.mjs';
+import {
+  readNdjson, request, startReadyNode, step, stopNode, testArgs, waitFor
+} from './lib/harness.mjs';
 
-const [binary] = process.argv.slice(2);
-if (!binary) {
-  console.error('usage: node routes_reload.test.mjs <sluice binary> <source root>');
-  process.exit(2);
-}
+const { binary } = testArgs(import.meta.url);
 
 const CLIENTS = 4;
 const BATCH = 20;

@@ -12,14 +12,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  readNdjson, request, requireNode, startReadyNode, step, stopNode, waitFor,
+  readNdjson, request, requireNode, startReadyNode, step, stopNode, testArgs, waitFor
 } from './lib/harness.mjs';
 
-const [binary] = process.argv.slice(2);
-if (!binary) {
-  console.error('usage: node schemas_enrich.test.mjs <sluice binary> <source root>');
-  process.exit(2);
-}
+const { binary } = testArgs(import.meta.url);
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-schemas-it-'));
 const confFile = path.join(dataDir, 'schemas.conf');

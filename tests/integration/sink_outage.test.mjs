@@ -11,16 +11,13 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { readNdjson, request, requireNode, startReadyNode, step, stopNode, tail, waitFor }
-  from './lib/harness.mjs';
+import {
+  readNdjson, request, requireNode, startReadyNode, step, stopNode, tail, testArgs, waitFor
+} from './lib/harness.mjs';
 import { metric, missingIds, sinkIdCounts, startLoad } from './lib/load.mjs';
 import { startS3 } from './lib/s3.mjs';
 
-const [binary] = process.argv.slice(2);
-if (!binary) {
-  console.error('usage: node sink_outage.test.mjs <sluice binary> <source root>');
-  process.exit(2);
-}
+const { binary } = testArgs(import.meta.url);
 const { DuckDBInstance } = requireNode('@duckdb/node-api');
 
 const MiB = 1024 * 1024;

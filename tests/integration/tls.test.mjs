@@ -12,14 +12,11 @@ import fs from 'node:fs';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
-import { readNdjson, request, requireNode, startReadyNode, step, stopNode, waitFor }
-  from './lib/harness.mjs';
+import {
+  readNdjson, request, requireNode, startReadyNode, step, stopNode, testArgs, waitFor
+} from './lib/harness.mjs';
 
-const [binary] = process.argv.slice(2);
-if (!binary) {
-  console.error('usage: node tls.test.mjs <sluice binary> <source root>');
-  process.exit(2);
-}
+const { binary } = testArgs(import.meta.url);
 const WebSocket = requireNode('ws');
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-tls-it-'));

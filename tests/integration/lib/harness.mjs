@@ -10,6 +10,19 @@ import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /// `require` resolving from tests/node (where ./test.sh installs the npm clients).
+/**
+ * The arguments every integration test gets from ctest, `node X.test.mjs <sluice binary> <source
+ * root>`; prints the usage and exits 2 when one is missing.
+ */
+export function testArgs(moduleUrl) {
+  const [binary, sourceRoot] = process.argv.slice(2);
+  if (!binary || !sourceRoot) {
+    console.error(`usage: node ${path.basename(fileURLToPath(moduleUrl))} <sluice binary> <source root>`);
+    process.exit(2);
+  }
+  return { binary, sourceRoot };
+}
+
 export const requireNode = createRequire(path.join(here, '..', '..', 'node', 'package.json'));
 /// tests/node/node_modules (for spawning package binaries such as s3rver).
 export const nodeModules = path.join(here, '..', '..', 'node', 'node_modules');
