@@ -639,6 +639,12 @@ private:
       part_done(*owner);
       return;
     }
+    if (code == CURLE_OK && (status == 401 || status == 403)) {
+      fatal_ = fmt::format("the node at {} refused the token (HTTP {}: {}); give a token with the "
+                           "ingest scope through --token-file or SLUICE_TOKEN",
+                           events_url_, status, r->response.substr(0, 300));
+      return;
+    }
     bool transient = code != CURLE_OK || status >= 500;
     std::string what = code != CURLE_OK
                          ? std::string{curl_easy_strerror(code)}

@@ -258,6 +258,32 @@ try {
     assert.equal(denied.json.invalid, 'session');
   });
 
+  await step('sluice replay and sluice dlq present a token from SLUICE_TOKEN or --token-file; without one they are refused', async () => {
+    const history = path.join(dataDir, 'history.ndjson');
+    fs.writeFileSync(history, [1, 2, 3].map((i) =>
+      JSON.stringify({ id: `cli-${i}`, type: 'play', device_id: 'cli-dev', ts: 1732233600000 + i })).join('\n') + '\n');
+    const url = `--url=${baseUrl(node)}`;
+    const env = (token) => {
+      const e = { ...process.env };
+      delete e.SLUICE_TOKEN;
+      if (token) e.SLUICE_TOKEN = token;
+      return e;
+    };
+    const refused = spawnSync(binary, ['replay', history, url, '--restart'], { env: env(), encoding: 'utf8' });
+    assert.equal(refused.status, 1, refused.stderr);
+    assert.match(refused.stderr, /refused the token \(HTTP 401/);
+    const sent = spawnSync(binary, ['replay', history, url, '--restart'],
+                           { env: env(tokens.ingest), encoding: 'utf8' });
+    assert.equal(sent.status, 0, sent.stderr);
+    const tokenFile = path.join(dataDir, 'admin.token');
+    fs.writeFileSync(tokenFile, `${tokens.admin}\n`, { mode: 0o600 });
+    const listed = spawnSync(binary, ['dlq', 'list', url, `--token-file=${tokenFile}`], { env: env(), encoding: 'utf8' });
+    assert.equal(listed.status, 0, listed.stderr);
+    const anonymous = spawnSync(binary, ['dlq', 'list', url], { env: env(), encoding: 'utf8' });
+    assert.notEqual(anonymous.status, 0, anonymous.stdout);
+    assert.match(anonymous.stderr + anonymous.stdout, /401/);
+  });
+
   await step('SIGTERM stops the node', async () => {
     assert.equal((await stopNode(node)).code, 0);
   });
