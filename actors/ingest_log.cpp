@@ -150,47 +150,190 @@ caf::message dispatch_message(event_batch events, log_offset upto) {
   return caf::make_message(dispatch_atom_v, committed_batch{std::move(events), upto});
 }
 
-/// Asks the reader for the stored events after a lagging consumer's position, up to `window/2` of
-/// them, and forwards the answer; the consumer turns live once it reached the head.
-void catch_up(self_ptr self, size_t i) {
+/// Whether lagging consumer `l` may be sent another catch-up chunk: while it has at most
+/// max(window/2, one chunk) unprocessed events, so the next chunk waits in its mailbox while it
+/// applies the previous one.
+bool has_room(self_ptr self, const ingest_log_state::link& l) {
   auto& st = self->state;
-  auto& l = st.links[i];
-  auto head = st.log->stats().next_offset - 1;
-  if (l.live || l.reading || !l.actor || l.inflight_events > st.deps.window_events / 2)
+  return l.inflight_events <= std::max(st.deps.window_events / 2, st.chunk_events);
+}
+
+/// The cached chunk holding offset `pos`, or nullptr (prefers one starting there).
+ingest_log_state::chunk* chunk_at(self_ptr self, log_offset pos) {
+  ingest_log_state::chunk* found = nullptr;
+  for (auto& c : self->state.chunks)
+    if (c.from <= pos && pos <= c.upto) {
+      if (c.from == pos)
+        return &c;
+      found = &c;
+    }
+  return found;
+}
+
+/// Cuts chunk `c` into the slices of the shards of `kind` (once per chunk and kind).
+void slice_chunk(ingest_log_state::chunk& c, consumer_spec::slice kind, size_t count) {
+  auto k = static_cast<size_t>(kind);
+  if (c.sliced[k])
     return;
-  if (l.sent_upto >= head) {
-    l.live = true;
+  c.sliced[k] = true;
+  const auto& events = c.all.get_as<committed_batch>(1).events;
+  std::vector<event_batch> parts(count);
+  for (auto& part : parts)
+    part.reserve(events.size() / count + events.size() / (4 * count) + 1);
+  for (auto& e : events) {
+    auto key = consumer_spec::key(kind, e.device_id, e.profile_id);
+    if (!key.empty())
+      parts[shard_index(key, count)].push_back(e);
+  }
+  c.parts[k].resize(count);
+  for (size_t j = 0; j < count; ++j) {
+    auto n = parts[j].size();
+    c.parts[k][j] = {dispatch_message(std::move(parts[j]), c.upto), n};
+  }
+}
+
+/// Sends lagging consumer `i` the events of chunk `c` from `pos` on (its slice of them).
+void send_chunk(self_ptr self, size_t i, ingest_log_state::chunk& c, log_offset pos) {
+  auto& st = self->state;
+  auto& spec = st.deps.consumers[i];
+  if (pos == c.from) {
+    if (spec.filter == consumer_spec::slice::all) {
+      st.caught_up->inc(c.events);
+      send_to(self, i, c.all, c.events, c.upto);
+      return;
+    }
+    slice_chunk(c, spec.filter, spec.count);
+    auto& parts = c.parts[static_cast<size_t>(spec.filter)];
+    if (spec.index < parts.size() && !parts[spec.index].first.empty()) {
+      auto msg = std::move(parts[spec.index].first);
+      parts[spec.index].first = caf::message{};
+      auto n = parts[spec.index].second;
+      st.caught_up->inc(n);
+      send_to(self, i, msg, n, c.upto);
+      return;
+    }
+  }
+  // Inside the chunk (the consumer started mid-chunk) or a slice already given away: a message of
+  // its own.
+  event_batch mine;
+  for (auto& e : c.all.get_as<committed_batch>(1).events) {
+    if (e.offset < pos)
+      continue;
+    if (spec.filter != consumer_spec::slice::all) {
+      auto key = consumer_spec::key(spec.filter, e.device_id, e.profile_id);
+      if (key.empty() || shard_index(key, spec.count) != spec.index)
+        continue;
+    }
+    mine.push_back(e);
+  }
+  auto n = mine.size();
+  st.caught_up->inc(n);
+  send_to(self, i, dispatch_message(std::move(mine), c.upto), n, c.upto);
+}
+
+void request_chunk(self_ptr self, log_offset from);
+
+/// Drops the chunks every lagging consumer was sent, then starts the next read: the lowest
+/// position a lagging consumer with room needs and no chunk covers, else (read-ahead) the chunk
+/// after the furthest cached one while the cache has room.
+void after_serving(self_ptr self) {
+  auto& st = self->state;
+  auto needed_by_someone = [&](const ingest_log_state::chunk& c) {
+    for (auto& l : st.links)
+      if (l.actor && !l.live && l.sent_upto < c.upto)
+        return true;
+    return false;
+  };
+  st.chunks.erase(std::remove_if(st.chunks.begin(), st.chunks.end(),
+                                 [&](const auto& c) { return !needed_by_someone(c); }),
+                  st.chunks.end());
+  if (st.chunk_reading || !st.dispatching)
+    return;
+  auto head = st.log->stats().next_offset - 1;
+  auto needed = std::numeric_limits<log_offset>::max();
+  bool lagging = false;
+  for (auto& l : st.links) {
+    if (!l.actor || l.live || l.sent_upto >= head)
+      continue;
+    lagging = true;
+    if (has_room(self, l) && chunk_at(self, l.sent_upto + 1) == nullptr)
+      needed = std::min(needed, l.sent_upto + 1);
+  }
+  if (needed != std::numeric_limits<log_offset>::max()) {
+    request_chunk(self, needed);
     return;
   }
-  auto& spec = st.deps.consumers[i];
-  auto chunk = std::max<size_t>(st.deps.window_events / 2, 1);
-  l.reading = true;
+  if (!lagging || st.chunks.empty() || st.chunks.size() >= st.deps.max_cached_chunks)
+    return;
+  log_offset furthest = 0;
+  for (auto& c : st.chunks)
+    furthest = std::max(furthest, c.upto);
+  if (furthest < head && chunk_at(self, furthest + 1) == nullptr)
+    request_chunk(self, furthest + 1);
+}
+
+/// Sends lagging consumer `i` cached chunks while it has room; turns it live at the head.
+void serve(self_ptr self, size_t i) {
+  auto& st = self->state;
+  auto& l = st.links[i];
+  while (!l.live && l.actor && has_room(self, l)) {
+    if (l.sent_upto >= st.log->stats().next_offset - 1) {
+      l.live = true;
+      return;
+    }
+    auto pos = l.sent_upto + 1;
+    auto* c = chunk_at(self, pos);
+    if (c == nullptr)
+      return; // `after_serving` reads it
+    send_chunk(self, i, *c, pos);
+  }
+}
+
+/// Serves every lagging consumer from the cached chunks and keeps the reader busy.
+void catch_up(self_ptr self) {
+  auto& st = self->state;
+  for (size_t i = 0; i < st.links.size(); ++i)
+    serve(self, i);
+  after_serving(self);
+}
+
+/// Asks the reader for the stored events from `from` on (one chunk, every event) and caches the
+/// answer for every lagging consumer.
+void request_chunk(self_ptr self, log_offset from) {
+  auto& st = self->state;
+  st.chunk_reading = true;
+  st.catch_up_reads->inc();
   self
-    ->request(st.reader, caf::infinite, read_atom_v, l.sent_upto + 1,
-              static_cast<uint8_t>(spec.filter), uint64_t{spec.index}, uint64_t{spec.count},
-              uint64_t{chunk})
+    ->request(st.reader, caf::infinite, read_atom_v, from,
+              static_cast<uint8_t>(consumer_spec::slice::all), uint64_t{0}, uint64_t{1},
+              uint64_t{st.chunk_events})
     .then(
-      [self, i](committed_batch& batch) {
+      [self, from](committed_batch& batch) {
         auto& st = self->state;
-        auto& l = st.links[i];
-        l.reading = false;
-        auto head = st.log->stats().next_offset - 1;
-        if (batch.upto <= l.sent_upto) { // nothing stored above the position
-          l.sent_upto = std::max(l.sent_upto, head);
-          l.live = true;
-          return;
+        st.chunk_reading = false;
+        if (batch.upto < from) { // nothing stored from there on: whoever waits there is at the head
+          auto head = st.log->stats().next_offset - 1;
+          for (auto& l : st.links)
+            if (!l.live && l.sent_upto + 1 == from) {
+              l.sent_upto = std::max(l.sent_upto, head);
+              l.live = true;
+            }
+        } else {
+          ingest_log_state::chunk c;
+          c.from = from;
+          c.upto = batch.upto;
+          c.events = batch.events.size();
+          c.all = dispatch_message(std::move(batch.events), batch.upto);
+          auto at = std::find_if(st.chunks.begin(), st.chunks.end(),
+                                 [&](const auto& x) { return x.from > from; });
+          st.chunks.insert(at, std::move(c));
         }
-        auto n = batch.events.size();
-        st.caught_up->inc(n);
-        send_to(self, i, dispatch_message(std::move(batch.events), batch.upto), n, batch.upto);
-        if (l.sent_upto >= head)
-          l.live = true;
+        catch_up(self);
       },
-      [self, i](caf::error& err) {
-        auto& l = self->state.links[i];
-        l.reading = false;
+      [self, from](caf::error& err) {
+        self->state.chunk_reading = false;
         log_json("error", "catch-up read failed",
-                 {{"consumer", self->state.deps.consumers[i].name}, {"reason", to_string(err)}});
+                 {{"from", std::to_string(from)}, {"reason", to_string(err)}});
       });
 }
 
@@ -426,6 +569,9 @@ ingest_log_actor::behavior_type ingest_log(self_ptr self, ingest_log_deps deps) 
   st.reader = st.deps.detached_reader
                 ? self->spawn<caf::detached + caf::linked>(log_reader, st.deps.env, st.deps.metrics)
                 : self->spawn<caf::linked>(log_reader, st.deps.env, st.deps.metrics);
+  st.chunk_events = st.deps.catch_up_events > 0
+                      ? st.deps.catch_up_events
+                      : std::max(st.deps.window_events / 2, ingest_log_deps::default_catch_up_events);
   st.links.resize(st.deps.consumers.size());
   for (size_t i = 0; i < st.links.size(); ++i)
     st.links[i].sent_upto = st.offsets[st.deps.consumers[i].name];
@@ -442,6 +588,9 @@ ingest_log_actor::behavior_type ingest_log(self_ptr self, ingest_log_deps deps) 
   st.caught_up = &m.get_counter("sluice_log_catch_up_events_total",
                                 "Events sent to a lagging consumer from the stored log rather "
                                 "than as they committed");
+  st.catch_up_reads = &m.get_counter("sluice_log_catch_up_reads_total",
+                                     "Chunks read from the stored log for lagging consumers (one "
+                                     "read serves every consumer at that position)");
   st.gate_open = &m.get_gauge("sluice_ingest_open",
                               "1 while the log takes new batches; 0 while it pushes back (503)");
   st.trimmed = &m.get_counter("sluice_log_trimmed_records_total",
@@ -486,8 +635,10 @@ ingest_log_actor::behavior_type ingest_log(self_ptr self, ingest_log_deps deps) 
           l.inflight_events -= l.inflight.front().second;
           l.inflight.pop_front();
         }
-        if (!l.live)
-          catch_up(self, i);
+        if (!l.live) {
+          serve(self, i);
+          after_serving(self);
+        }
         return;
       }
     },
@@ -516,8 +667,7 @@ ingest_log_actor::behavior_type ingest_log(self_ptr self, ingest_log_deps deps) 
       st.dispatching = true;
       auto head = st.log->stats().next_offset - 1;
       auto lowest = lowest_consumer_offset(self);
-      for (size_t i = 0; i < st.links.size(); ++i)
-        catch_up(self, i);
+      catch_up(self);
       return head > lowest ? head - lowest : 0;
     },
     [self](route_atom, route_swap_request& req) {

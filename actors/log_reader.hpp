@@ -18,8 +18,9 @@ class metrics_registry;
 
 /// State of the log reader: serves the catch-up reads of lagging consumers.
 ///
-/// Lifecycle: spawned with the ingest log, which sends it one `read` per lagging consumer at a
-/// time and forwards the answer to the consumer. Concurrency: runs detached; reads use their own
+/// Lifecycle: spawned with the ingest log, which sends it one `read` at a time: a chunk of every
+/// event from a position (shared by every lagging consumer there, see `ingest_log_state`), or the
+/// events of one consumer's slice. Concurrency: runs detached; reads use their own
 /// LMDB read transactions, so they never block the single writer, and what they read is committed
 /// and above the reader's consumer's durable offset, so trimming never removes it. Limits: one
 /// answer holds at most `max_events` events and scans at most four times that many.

@@ -51,6 +51,7 @@ node_handles spawn_node(caf::actor_system& sys, persistence::environment& env,
   log_deps.metrics = &metrics;
   log_deps.sync_interval = opts.sync_interval;
   log_deps.window_events = opts.consumer_window_events;
+  log_deps.catch_up_events = opts.catch_up_events;
   log_deps.max_log_bytes = opts.max_log_bytes;
   log_deps.max_pending_events = opts.max_pending_events;
   log_deps.gate = h.gate;

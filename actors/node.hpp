@@ -54,6 +54,8 @@ struct node_options {
   persistence::session_options sessions{false};
   /// Flow control and backpressure (see `ingest_log_state`).
   size_t consumer_window_events = 32768;
+  /// Events per shared catch-up read (0: the ingest log's default; see `ingest_log_deps`).
+  size_t catch_up_events = 0;
   uint64_t max_log_bytes = 0;
   size_t max_pending_events = 262144;
   /// Run the ingest log, sinks and dead letters on their own threads (blocking I/O). Tests on

@@ -82,7 +82,11 @@ node_config::node_config() {
          "device and profile state is committed with its log offset at least this often")
     .add(consumer_window_events, "consumer-window-events",
          "dispatched events a consumer (sink, shard) may have unprocessed; one further behind "
-         "catches up from the stored log, so memory stays bounded");
+         "catches up from the stored log, so memory stays bounded")
+    .add(catch_up_events, "catch-up-events",
+         "events per catch-up read of the stored log, shared by every consumer at that position "
+         "(restart replay, lagging consumers); larger is faster and holds more memory (up to 3 "
+         "decoded chunks); 0: the larger of consumer-window-events/2 and 65536");
   opt_group{custom_options_, "profiles"}
     .add(completion_ratio, "completion-ratio",
          "a title watched to this fraction of its duration_ms leaves continue-watching")
@@ -408,6 +412,7 @@ std::string node_config::finish() {
   node.checkpoint_interval = checkpoint_interval;
   node.sync_interval = sync_interval;
   node.consumer_window_events = consumer_window_events;
+  node.catch_up_events = catch_up_events;
   node.max_log_bytes = max_log_bytes;
   node.max_pending_events = max_pending_events;
   node.profiles.completion_ratio = completion_ratio;

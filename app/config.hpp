@@ -49,6 +49,7 @@ public:
   caf::timespan idle_timeout = std::chrono::minutes{5};
   caf::timespan checkpoint_interval = std::chrono::milliseconds{200};
   size_t consumer_window_events = 32768;
+  size_t catch_up_events = 0;
   // [profiles]
   double completion_ratio = 0.95;
   size_t max_titles = 500;

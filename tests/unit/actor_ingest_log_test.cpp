@@ -21,11 +21,13 @@ struct ingest_log_test : actor_test {
   /// A log with one all-events consumer per name in `sinks` (the first one is `router`), a device
   /// shard and a profile shard; dispatching starts at once unless `start` is false.
   ingest_log_actor spawn_log(std::vector<std::string> sinks = {"sink.a"}, bool start = true,
-                             size_t window = 32768, uint64_t max_log_bytes = 0) {
+                             size_t window = 32768, uint64_t max_log_bytes = 0,
+                             size_t catch_up = 0) {
     ingest_log_deps deps;
     deps.env = env_.get();
     deps.metrics = &metrics_;
     deps.window_events = window;
+    deps.catch_up_events = catch_up;
     deps.max_log_bytes = max_log_bytes;
     deps.gate = gate;
     for (auto& name : sinks)
@@ -181,7 +183,7 @@ TEST_F(ingest_log_test, drain_commits_pending_batches_and_drains_every_consumer)
 
 TEST_F(ingest_log_test, a_consumer_past_its_window_stops_getting_live_batches_and_catches_up_from_lmdb) {
   router->auto_process = false;
-  auto log = spawn_log({"sink.a"}, true, /*window*/ 4);
+  auto log = spawn_log({"sink.a"}, true, /*window*/ 4, 0, /*catch_up*/ 2);
   std::vector<ingest_outcome> acks;
   for (int i = 0; i < 10; ++i)
     caf::anon_send(log, append_atom_v,
@@ -194,25 +196,88 @@ TEST_F(ingest_log_test, a_consumer_past_its_window_stops_getting_live_batches_an
   // The consumer has not processed anything: it got nothing more, but the shards did.
   EXPECT_EQ(router->events(), 10u);
   EXPECT_EQ(devices->events(), 16u);
-  // Once it reports progress, the rest comes from the stored log in chunks of window/2, in order.
+  // Once it reports progress, the rest comes from the stored log in chunks (here 2 events), in
+  // order, one chunk ahead: it gets the next chunk while it still has max(window/2, one chunk)
+  // unprocessed events, no more.
   caf::send_as(consumers[0], log, processed_atom_v, log_offset{10});
   run();
-  ASSERT_EQ(router->events(), 12u);
-  EXPECT_EQ(router->batches.back().events.front().offset, 11u);
-  EXPECT_EQ(router->batches.back().upto, 12u);
-  for (log_offset upto = 12; upto < 16; upto += 2) {
-    caf::send_as(consumers[0], log, processed_atom_v, upto);
-    run();
-  }
+  ASSERT_EQ(router->events(), 14u);
+  auto& first_chunk = router->batches[router->batches.size() - 2];
+  EXPECT_EQ(first_chunk.events.front().offset, 11u);
+  EXPECT_EQ(first_chunk.upto, 12u);
+  EXPECT_EQ(router->batches.back().events.front().offset, 13u);
+  EXPECT_EQ(router->batches.back().upto, 14u);
+  caf::send_as(consumers[0], log, processed_atom_v, log_offset{12});
+  run();
   EXPECT_EQ(router->events(), 16u);
   EXPECT_EQ(router->batches.back().upto, 16u);
   EXPECT_GT(metrics_.value("sluice_log_catch_up_events_total"), 0.0);
   // Caught up: the next commit arrives live again.
-  caf::send_as(consumers[0], log, processed_atom_v, log_offset{16});
-  run();
+  for (log_offset upto : {log_offset{14}, log_offset{16}}) {
+    caf::send_as(consumers[0], log, processed_atom_v, upto);
+    run();
+  }
   append_one(log, "live", acks);
   EXPECT_EQ(router->events(), 17u);
   EXPECT_EQ(router->batches.back().events.back().id, "live");
+}
+
+TEST_F(ingest_log_test, after_a_restart_one_read_per_chunk_serves_every_consumer_at_that_position) {
+  {
+    auto log = spawn_log({"sink.a", "sink.b"});
+    std::vector<ingest_outcome> acks;
+    for (int i = 0; i < 8; ++i)
+      append_one(log, "e" + std::to_string(i), acks);
+    ASSERT_EQ(acks.size(), 8u);
+    caf::anon_send_exit(log, caf::exit_reason::user_shutdown);
+    run();
+  }
+  router->batches.clear();
+  devices->batches.clear();
+  profiles->batches.clear();
+  // No consumer recorded an offset: all four start at offset 1 and catch up in chunks of 4.
+  auto log = spawn_log({"sink.a", "sink.b"}, true, 32768, 0, /*catch_up*/ 4);
+  EXPECT_EQ(metrics_.value("sluice_log_catch_up_reads_total"), 2.0)
+    << "two chunks read once each, not once per consumer";
+  for (auto* got : {router.get(), others.at(0).get(), devices.get(), profiles.get()}) {
+    ASSERT_EQ(got->events(), 8u);
+    log_offset expected = 1;
+    for (auto& b : got->batches)
+      for (auto& e : b.events)
+        EXPECT_EQ(e.offset, expected++) << "every event once, in offset order";
+    EXPECT_EQ(got->batches.back().upto, 8u);
+  }
+  // Every consumer reached the head: the next commit is dispatched live.
+  std::vector<ingest_outcome> acks;
+  append_one(log, "live", acks);
+  EXPECT_EQ(router->events(), 9u);
+  EXPECT_EQ(devices->events(), 9u);
+  EXPECT_EQ(metrics_.value("sluice_log_catch_up_reads_total"), 2.0);
+}
+
+TEST_F(ingest_log_test, a_lagging_consumer_gets_the_next_chunk_before_it_reports_the_previous_one) {
+  {
+    auto log = spawn_log();
+    std::vector<ingest_outcome> acks;
+    for (int i = 0; i < 8; ++i)
+      append_one(log, "e" + std::to_string(i), acks);
+    caf::anon_send_exit(log, caf::exit_reason::user_shutdown);
+    run();
+  }
+  router->batches.clear();
+  devices->batches.clear();
+  router->auto_process = false;
+  auto log = spawn_log({"sink.a"}, true, /*window*/ 4, 0, /*catch_up*/ 2);
+  // Two chunks (one to apply, one waiting in its mailbox), nothing more until it reports.
+  ASSERT_EQ(router->batches.size(), 2u);
+  EXPECT_EQ(router->batches[0].upto, 2u);
+  EXPECT_EQ(router->batches[1].upto, 4u);
+  EXPECT_EQ(devices->events(), 8u) << "the other consumers are not held back";
+  caf::send_as(consumers[0], log, processed_atom_v, log_offset{2});
+  run();
+  ASSERT_EQ(router->batches.size(), 3u);
+  EXPECT_EQ(router->batches[2].events.front().offset, 5u);
+  EXPECT_EQ(router->batches[2].upto, 6u);
 }
 
 TEST_F(ingest_log_test, nothing_is_dispatched_before_replay_starts_and_replay_covers_it) {
