@@ -3,7 +3,7 @@
 # a bare Debian bookworm machine. Extra arguments go to ctest (e.g. ./test.sh -R codec).
 set -euo pipefail
 cd "$(dirname "$0")"
-./scripts/install-deps.sh
+./scripts/install-deps.sh --tests
 BUILD_DIR=${BUILD_DIR:-build}
 # The libFuzzer targets (docs/fuzzing.md): clang, ASan + UBSan, a build dir of their own; ctest runs
 # each for a bounded time (tests/CMakeLists.txt, SLUICE_FUZZ_DIR).
