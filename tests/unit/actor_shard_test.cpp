@@ -18,7 +18,9 @@ struct shard_test : actor_test {
   shard_actor profiles;
   std::vector<std::pair<bool, std::string>> answers;
 
-  void spawn_shard() {
+  /// Spawns the log and a profile shard; `spawn_entity` (default: a real profile actor) is how the
+  /// shard spawns an entity.
+  void spawn_shard(decltype(entity_kind::spawn) spawn_entity = {}) {
     ingest_log_deps ldeps;
     ldeps.env = env_.get();
     ldeps.metrics = &metrics_;
@@ -28,9 +30,12 @@ struct shard_test : actor_test {
     kind.name = "profile";
     kind.space = state_space::profiles;
     kind.key_of = [](const event& e) -> std::string_view { return e.profile_id; };
-    kind.spawn = [](caf::actor_system& sys, const std::string& key, std::string stored) {
-      return sys.spawn(profile_actor, key, std::move(stored), profile_options{});
-    };
+    kind.spawn = spawn_entity ? std::move(spawn_entity)
+                              : [](caf::actor_system& sys, const std::string& key,
+                                   std::string stored) {
+                                  return sys.spawn(profile_actor, key, std::move(stored),
+                                                   profile_options{});
+                                };
     shard_deps deps;
     deps.kind = kind;
     deps.log = log;
@@ -115,29 +120,11 @@ entity_actor::behavior_type failing_entity(entity_actor::pointer self) {
 TEST_F(shard_test, passivated_entity_actors_terminate_and_the_shard_keeps_no_reference_to_them) {
   // Every spawned entity is remembered by address only (a weak reference).
   auto spawned = std::make_shared<std::vector<caf::actor_addr>>();
-  ingest_log_deps ldeps;
-  ldeps.env = env_.get();
-  ldeps.metrics = &metrics_;
-  ldeps.consumers = {{"profiles.0", consumer_spec::slice::profile, 0, 1}};
-  log = spawn(ingest_log, std::move(ldeps));
-  entity_kind kind;
-  kind.name = "profile";
-  kind.space = state_space::profiles;
-  kind.key_of = [](const event& e) -> std::string_view { return e.profile_id; };
-  kind.spawn = [spawned](caf::actor_system& sys, const std::string& key, std::string stored) {
+  spawn_shard([spawned](caf::actor_system& sys, const std::string& key, std::string stored) {
     auto a = sys.spawn(profile_actor, key, std::move(stored), profile_options{});
     spawned->push_back(a.address());
     return a;
-  };
-  shard_deps deps;
-  deps.kind = kind;
-  deps.log = log;
-  deps.env = env_.get();
-  deps.metrics = &metrics_;
-  deps.idle_timeout = 10s;
-  deps.checkpoint_interval = 100ms;
-  profiles = spawn(shard, std::move(deps));
-  run();
+  });
   event_batch batch;
   for (log_offset i = 1; i <= 50; ++i)
     batch.push_back(playback(i, "p" + std::to_string(i), "pause", 1000, "t1", 42000));
@@ -159,24 +146,9 @@ TEST_F(shard_test, passivated_entity_actors_terminate_and_the_shard_keeps_no_ref
 }
 
 TEST_F(shard_test, an_entity_actor_that_fails_stops_its_shard) {
-  ingest_log_deps ldeps;
-  ldeps.env = env_.get();
-  ldeps.metrics = &metrics_;
-  ldeps.consumers = {{"profiles.0", consumer_spec::slice::profile, 0, 1}};
-  log = spawn(ingest_log, std::move(ldeps));
-  entity_kind kind;
-  kind.name = "profile";
-  kind.space = state_space::profiles;
-  kind.key_of = [](const event& e) -> std::string_view { return e.profile_id; };
-  kind.spawn = [](caf::actor_system& sys, const std::string&, std::string) {
+  spawn_shard([](caf::actor_system& sys, const std::string&, std::string) {
     return sys.spawn(failing_entity);
-  };
-  shard_deps deps;
-  deps.kind = kind;
-  deps.log = log;
-  deps.env = env_.get();
-  deps.metrics = &metrics_;
-  profiles = spawn(shard, std::move(deps));
+  });
   auto down = std::make_shared<caf::error>();
   auto watcher = sys_.spawn([this, down](caf::event_based_actor* self) {
     self->monitor(profiles);
