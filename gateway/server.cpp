@@ -286,7 +286,7 @@ private:
     principal_ = "anonymous";
     if (!st_.cfg.access)
       return true;
-    auto peer = peer_address();
+    const auto& peer = peer_address();
     auto d = st_.cfg.access->authorize(make_head(path, peer), required);
     if (d.allowed) {
       principal_ = std::move(d.principal);
@@ -345,7 +345,7 @@ private:
     if (st_.cfg.quality) {
       auto ua = req_[http::field::user_agent];
       auto xff = req_["x-forwarded-for"];
-      auto peer = peer_address();
+      const auto& peer = peer_address();
       client_info client{{ua.data(), ua.size()}, peer, {xff.data(), xff.size()}};
       auto n = apply_quality(batch, *st_.cfg.quality, client, invalid, st_.metrics.registry());
       st_.metrics.rejected(reject_reason::schema).inc(n);
@@ -385,11 +385,15 @@ private:
     }
   }
 
-  /// The socket peer's address as text (empty when the socket is gone).
-  std::string peer_address() {
-    beast::error_code ec;
-    auto ep = tcp_layer().socket().remote_endpoint(ec);
-    return ec ? std::string{} : ep.address().to_string();
+  /// The socket peer's address as text (empty when the socket is gone). Looked up once per
+  /// connection: access checks, enrichment and the audit hook all ask for it on every request.
+  const std::string& peer_address() {
+    if (!peer_) {
+      beast::error_code ec;
+      auto ep = tcp_layer().socket().remote_endpoint(ec);
+      peer_ = ec ? std::string{} : ep.address().to_string();
+    }
+    return *peer_;
   }
 
   void on_commit(uint64_t gen, commit_result res) {
@@ -474,7 +478,7 @@ private:
       return;
     if (st_.cfg.access) {
       auto target = std::string_view{req_.target().data(), req_.target().size()};
-      auto peer = peer_address();
+      const auto& peer = peer_address();
       st_.cfg.access->completed(make_head(path_of(target), peer), principal_, required_, r.status);
     }
     reply(r.status, std::move(r.body), endpoint_label::other, std::move(r.headers), false,
@@ -589,6 +593,8 @@ private:
   std::string pending_batch_id_;
   /// Who sent the current request, as the access policy named them.
   std::string principal_ = "anonymous";
+  /// The peer's address, once looked up (see `peer_address`).
+  std::optional<std::string> peer_;
   /// The scope of the table endpoint being answered.
   scope required_ = scope::open;
   std::array<char, 4096> drain_buf_{};
