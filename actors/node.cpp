@@ -23,6 +23,17 @@ const shard_actor& node_handles::owner(const std::vector<shard_actor>& shards,
   return shards[shard_index(key, shards.size())];
 }
 
+void node_handles::ask(state_space space, const std::string& key, std::string what,
+                       query_reply reply) const {
+  if (cluster) {
+    caf::anon_send(cluster, query_atom_v, static_cast<uint8_t>(space), key, std::move(what),
+                   std::move(reply));
+    return;
+  }
+  auto& shards = space == state_space::devices ? device_shards : profile_shards;
+  caf::anon_send(owner(shards, key), query_atom_v, key, std::move(what), std::move(reply));
+}
+
 namespace {
 
 log_offset stored_offset(persistence::environment& env, const std::string& consumer) {
@@ -66,6 +77,10 @@ node_handles spawn_node(caf::actor_system& sys, persistence::environment& env,
     log_deps.consumers.push_back(
       {"profiles." + std::to_string(i), consumer_spec::slice::profile, i, opts.profile_shards});
   log_deps.consumers.push_back({aggregator_consumer, consumer_spec::slice::all, 0, 1});
+  if (opts.cluster.enabled) {
+    log_deps.consumers.push_back({cluster::cluster_consumer, consumer_spec::slice::all, 0, 1});
+    h.views = std::make_shared<cluster::view_holder>();
+  }
   if (opts.versioned_routes) {
     std::vector<std::string> sink_names;
     for (auto& s : opts.sinks)
@@ -117,6 +132,7 @@ node_handles spawn_node(caf::actor_system& sys, persistence::environment& env,
       deps.idle_timeout = opts.idle_timeout;
       deps.checkpoint_interval = opts.checkpoint_interval;
       deps.done_upto = stored_offset(env, kind.name + "s." + std::to_string(i));
+      deps.views = h.views;
       out.push_back(sys.spawn(shard, std::move(deps)));
     }
   };
@@ -164,6 +180,27 @@ node_handles spawn_node(caf::actor_system& sys, persistence::environment& env,
     h.aggregator = sys.spawn(aggregator, std::move(deps));
   }
   consumers.push_back(h.aggregator);
+  if (opts.cluster.enabled) {
+    cluster::cluster_deps deps;
+    deps.self = opts.node_name;
+    deps.http = opts.http_url;
+    deps.opts = opts.cluster;
+    deps.log = h.log;
+    deps.env = &env;
+    deps.metrics = &metrics;
+    deps.views = h.views;
+    deps.board = std::make_shared<cluster::status_board>();
+    deps.device_shards = h.device_shards;
+    deps.profile_shards = h.profile_shards;
+    deps.done_upto = stored_offset(env, cluster::cluster_consumer);
+    h.cluster_status = [board = deps.board] { return board->get(); };
+    h.cluster = sys.spawn(cluster::cluster_actor, std::move(deps));
+    consumers.push_back(caf::actor_cast<consumer_actor>(h.cluster));
+  } else {
+    h.cluster_status = [status = cluster::single_node_status(opts.node_name, opts.http_url)] {
+      return status;
+    };
+  }
   caf::anon_send(h.log, connect_atom_v, std::move(consumers));
   return h;
 }

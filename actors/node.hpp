@@ -3,6 +3,7 @@
 #include "actors/admission.hpp"
 #include "actors/aggregate_model.hpp"
 #include "actors/catalog.hpp"
+#include "actors/cluster/cluster_actor.hpp"
 #include "actors/interfaces.hpp"
 #include "actors/profile_model.hpp"
 #include "actors/route_history.hpp"
@@ -10,6 +11,7 @@
 #include "actors/sinks/registry.hpp"
 #include "persistence/session_store.hpp"
 
+#include <caf/actor.hpp>
 #include <caf/fwd.hpp>
 
 #include <string>
@@ -58,6 +60,10 @@ struct node_options {
   size_t catch_up_events = 0;
   uint64_t max_log_bytes = 0;
   size_t max_pending_events = 262144;
+  /// `[cluster]`: off for a single node.
+  cluster::cluster_options cluster;
+  /// This node's gateway base URL, advertised to the cluster (status, console).
+  std::string http_url;
   /// Run the ingest log, sinks and dead letters on their own threads (blocking I/O). Tests on
   /// CAF's deterministic test coordinator set this to false.
   bool detached_io = true;
@@ -80,8 +86,20 @@ struct node_handles {
   /// The title catalog (never null): `catalog->get()` for the current one, `reload` on SIGHUP.
   std::shared_ptr<catalog_holder> catalog;
 
+  /// Cluster: the node's cluster actor (null for a single node), publish it on `cluster.port`
+  /// and wait for `settle_atom` before sending `replay_atom` to `log`.
+  caf::actor cluster;
+  /// Cluster: ownership (null for a single node).
+  std::shared_ptr<cluster::view_holder> views;
+  /// The cluster status document (`GET /v1/cluster`), single node or cluster.
+  std::function<std::string()> cluster_status;
+
   /// The shard owning `key` among `shards`.
   static const shard_actor& owner(const std::vector<shard_actor>& shards, std::string_view key);
+
+  /// Asks the state of a device or profile (`space`) `key` the query `what`: its shard here, or in
+  /// a cluster its owner's; answers through `reply`.
+  void ask(state_space space, const std::string& key, std::string what, query_reply reply) const;
 };
 
 /// Spawns every actor of a node over an open environment and wires them together: the ingest

@@ -197,10 +197,13 @@ shard_actor::behavior_type shard(self_ptr self, shard_deps deps) {
       auto& st = self->state;
       // Group the batch per key: one apply per entity per batch.
       std::unordered_map<std::string, event_batch> groups;
+      auto view = st.deps.views ? st.deps.views->get() : nullptr;
       for (auto& e : batch.events) {
         if (e.offset <= st.deps.done_upto)
           continue;
         std::string key{st.deps.kind.key_of(e)}; // a copy: `e` is moved below
+        if (view && !view->holds(key))
+          continue; // another node owns and replicates it
         if (!key.empty())
           groups[std::move(key)].push_back(std::move(e));
       }

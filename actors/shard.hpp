@@ -1,5 +1,6 @@
 #pragma once
 
+#include "actors/cluster/view.hpp"
 #include "actors/interfaces.hpp"
 
 #include <caf/actor_clock.hpp>
@@ -49,6 +50,8 @@ struct shard_deps {
   caf::timespan checkpoint_interval = std::chrono::milliseconds{200};
   /// The shard's durable offset at start: committed events at or below it are skipped.
   log_offset done_upto = 0;
+  /// Cluster: only keys this node owns or replicates are applied (null: every key).
+  std::shared_ptr<cluster::view_holder> views;
 };
 
 /// State of a shard: the owner of the virtual entity actors whose keys hash to it.

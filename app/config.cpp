@@ -12,6 +12,8 @@
 #include <fmt/format.h>
 
 #include <filesystem>
+#include <caf/io/middleman.hpp>
+
 #include <fstream>
 #include <sstream>
 
@@ -21,6 +23,8 @@ node_config::node_config() {
   // Sharing scales to many runnable actors (work stealing stalls walking its lists, see STACK.md);
   // two workers leave the io threads a core on small machines. Both can be overridden.
   set("scheduler.policy", caf::atom("sharing"));
+  // CAF's middleman carries the cluster's messages (`[cluster]`); idle on a single node.
+  load<caf::io::middleman>();
   set("scheduler.max-threads", 2);
   // CAF 0.17 lets an actor drain its whole mailbox per turn; under load a shard flooded with
   // entity answers would hold a worker indefinitely. A bounded turn keeps actors fair.
@@ -87,6 +91,25 @@ node_config::node_config() {
          "events per catch-up read of the stored log, shared by every consumer at that position "
          "(restart replay, lagging consumers); larger is faster and holds more memory (up to 3 "
          "decoded chunks); 0: the larger of consumer-window-events/2 and 65536");
+  opt_group{custom_options_, "cluster"}
+    .add(cluster_port, "port",
+         "TCP port this node publishes its cluster actor on (CAF middleman); 0: a single node, "
+         "no cluster (docs/cluster.md)")
+    .add(cluster_host, "host", "address peers reach this node's cluster port at (bound and "
+                               "advertised)")
+    .add(cluster_seeds, "seeds",
+         "host:port of cluster ports to contact at start, e.g. [\"10.0.0.1:7101\", "
+         "\"10.0.0.2:7101\"]; may include this node; members learn the rest from each other")
+    .add(cluster_heartbeat_interval, "heartbeat-interval",
+         "how often a node tells every peer it is alive (and which members it knows)")
+    .add(cluster_failure_timeout, "failure-timeout",
+         "a peer not heard from for this long is down: its keys move to their replicas")
+    .add(cluster_vnodes, "vnodes",
+         "points per node on the consistent-hash ring (the same on every node); more evens out "
+         "shares")
+    .add(cluster_forward_window_events, "forward-window-events",
+         "events sent to a peer and not yet acknowledged, per peer (bounds memory and BASP "
+         "buffers)");
   opt_group{custom_options_, "profiles"}
     .add(completion_ratio, "completion-ratio",
          "a title watched to this fraction of its duration_ms leaves continue-watching")
@@ -406,6 +429,36 @@ std::string node_config::finish() {
 
   node.node_name = node_name;
   node.data_dir = data_dir;
+  node.cluster.enabled = cluster_port != 0;
+  node.cluster.host = cluster_host;
+  node.cluster.port = cluster_port;
+  node.cluster.seeds = cluster_seeds;
+  node.cluster.heartbeat_interval = cluster_heartbeat_interval;
+  node.cluster.failure_timeout = cluster_failure_timeout;
+  node.cluster.vnodes = cluster_vnodes;
+  node.cluster.forward_window_events = cluster_forward_window_events;
+  if (node.cluster.enabled) {
+    if (cluster_host.empty())
+      return "cluster.host must name the address peers reach this node at";
+    for (auto& seed : cluster_seeds) {
+      auto colon = seed.rfind(':');
+      unsigned long p = 0;
+      try {
+        p = colon == std::string::npos ? 0 : std::stoul(seed.substr(colon + 1));
+      } catch (const std::exception&) {
+        p = 0;
+      }
+      if (colon == 0 || colon == std::string::npos || p == 0 || p > 65535)
+        return fmt::format("cluster.seeds: \"{}\" is not host:port", seed);
+    }
+    if (cluster_vnodes == 0 || cluster_vnodes > 65536)
+      return "cluster.vnodes must be in 1..65536";
+    if (cluster_forward_window_events == 0)
+      return "cluster.forward-window-events must be positive";
+    if (cluster_heartbeat_interval <= caf::timespan{0}
+        || cluster_failure_timeout <= cluster_heartbeat_interval)
+      return "cluster.failure-timeout must be longer than cluster.heartbeat-interval (> 0)";
+  }
   node.device_shards = device_shards;
   node.profile_shards = profile_shards;
   node.idle_timeout = idle_timeout;

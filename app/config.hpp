@@ -82,6 +82,14 @@ public:
   std::string enrich_country_attribute = "country";
   std::string enrich_clock_skew_attribute = "clock_skew_ms";
   std::string enrich_unknown_country = "ZZ";
+  // [cluster]
+  uint16_t cluster_port = 0;
+  std::string cluster_host = "127.0.0.1";
+  std::vector<std::string> cluster_seeds;
+  caf::timespan cluster_heartbeat_interval = std::chrono::milliseconds{250};
+  caf::timespan cluster_failure_timeout = std::chrono::seconds{3};
+  size_t cluster_vnodes = 1024;
+  size_t cluster_forward_window_events = 65536;
   // [sessions]
   bool sessions_enabled = false;
   caf::timespan sessions_gap = std::chrono::minutes{30};

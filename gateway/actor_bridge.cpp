@@ -102,15 +102,14 @@ namespace {
 
 
 // Answers a state query from the shard owning `key`.
-handler entity_query(const std::vector<shard_actor>& shards, std::string param, std::string what,
-                     std::string not_found) {
-  return [shards, param, what, not_found](const http_request& req, responder respond) {
+handler entity_query(std::shared_ptr<const node_handles> nodes, state_space space,
+                     std::string param, std::string what, std::string not_found) {
+  return [nodes, space, param, what, not_found](const http_request& req, responder respond) {
     auto i = req.params.find(param);
     if (i == req.params.end() || i->second.empty()) {
       respond(json_response(400, "{\"error\":\"missing " + param + " in the path\"}"));
       return;
     }
-    auto& owner = node_handles::owner(shards, i->second);
     query_reply reply;
     reply.fn = [respond, not_found](query_reply::status st, std::string json) {
       switch (st) {
@@ -128,7 +127,7 @@ handler entity_query(const std::vector<shard_actor>& shards, std::string param, 
         }
       }
     };
-    caf::anon_send(owner, query_atom_v, i->second, what, std::move(reply));
+    nodes->ask(space, i->second, what, std::move(reply));
   };
 }
 
@@ -270,7 +269,8 @@ std::vector<endpoint> node_endpoints(const node_handles& nodes, metrics_registry
   for (auto& e : profile_endpoints(nodes, metrics)) // profiles, titles, catalog reload
     out.push_back(std::move(e));
   out.push_back({"GET", "/v1/devices/{id}", scope::read, "what a device sent: counts, order, duplicates",
-                 entity_query(nodes.device_shards, "id", "state", "unknown device")});
+                 entity_query(std::make_shared<const node_handles>(nodes), state_space::devices, "id",
+                              "state", "unknown device")});
   out.push_back({"GET", "/v1/admin/dead-letters", scope::admin,
                  "dead letters, paged: ?after=<next>&limit=<n>&reason=<substring>",
                  dead_letter_list(nodes.dead_letters)});
@@ -278,6 +278,12 @@ std::vector<endpoint> node_endpoints(const node_handles& nodes, metrics_registry
                  "sends dead letters back through the pipeline: {\"ids\":[…]}, "
                  "{\"reason\":\"…\"} or {\"all\":true}",
                  dead_letter_replay(nodes.dead_letters)});
+  out.push_back({"GET", "/v1/cluster", scope::read,
+                 "cluster members, their state and ownership share, forwarding backlog per peer "
+                 "(docs/cluster.md)",
+                 [status = nodes.cluster_status](const http_request&, responder respond) {
+                   respond(json_response(200, status()));
+                 }});
   for (auto& e : aggregate_endpoints(nodes))
     out.push_back(std::move(e));
   for (auto& e : routes_endpoints(nodes)) // hot reload of routes

@@ -45,7 +45,7 @@ struct once_responder {
 };
 
 // Asks the shard owning profile `id` the query `what`.
-void ask_profile(const std::vector<shard_actor>& shards, const std::string& id, std::string what,
+void ask_profile(const node_handles& nodes, const std::string& id, std::string what,
                  responder respond) {
   auto once = std::make_shared<once_responder>(std::move(respond));
   query_reply reply;
@@ -63,8 +63,7 @@ void ask_profile(const std::vector<shard_actor>& shards, const std::string& id, 
         break;
     }
   };
-  caf::anon_send(node_handles::owner(shards, id), query_atom_v, id, std::move(what),
-                 std::move(reply));
+  nodes.ask(state_space::profiles, id, std::move(what), std::move(reply));
 }
 
 bool missing_id(const http_request& req, const responder& respond) {
@@ -122,14 +121,14 @@ std::vector<endpoint> profile_endpoints(const node_handles& nodes, metrics_regis
   std::vector<endpoint> out;
   metrics.get_gauge("sluice_catalog_titles", "titles in the current title catalog")
     .set(static_cast<int64_t>(nodes.catalog->get()->size()));
-  auto shards = nodes.profile_shards;
+  auto shards = std::make_shared<node_handles>(nodes);
   out.push_back({"GET", "/v1/profiles/{id}/continue-watching", scope::read,
                  "titles in progress for a profile, most recent first, with resume position and "
                  "name",
                  [shards](const http_request& req, responder respond) {
                    if (missing_id(req, respond))
                      return;
-                   ask_profile(shards, req.params.at("id"), "continue-watching",
+                   ask_profile(*shards, req.params.at("id"), "continue-watching",
                                std::move(respond));
                  }});
   out.push_back({"GET", "/v1/profiles/{id}/watch-time", scope::read,
@@ -142,7 +141,7 @@ std::vector<endpoint> profile_endpoints(const node_handles& nodes, metrics_regis
                      respond(json_response(400, std::move(err)));
                      return;
                    }
-                   ask_profile(shards, req.params.at("id"), std::move(what), std::move(respond));
+                   ask_profile(*shards, req.params.at("id"), std::move(what), std::move(respond));
                  }});
   out.push_back({"GET", "/v1/titles/{id}", scope::read, "a title of the catalog: name, genres, duration_ms",
                  [cat = nodes.catalog](const http_request& req, responder respond) {

@@ -31,11 +31,17 @@ struct event {
   /// msgpack map (str → any) of every field that is not part of the envelope. Empty string means an
   /// empty map.
   std::string attrs;
+  /// Cluster: the node that accepted the event when another node forwarded it here (its state
+  /// applies here, its sinks ran there); empty for an event this node accepted itself.
+  std::string origin;
+  /// With `origin`: the event's offset in the origin node's log (`offset` is the local one).
+  log_offset origin_offset = 0;
 
   friend bool operator==(const event& a, const event& b) {
     return a.id == b.id && a.type == b.type && a.device_id == b.device_id
            && a.profile_id == b.profile_id && a.ts == b.ts && a.ingest_ts == b.ingest_ts
-           && a.offset == b.offset && a.attrs == b.attrs;
+           && a.offset == b.offset && a.attrs == b.attrs && a.origin == b.origin
+           && a.origin_offset == b.origin_offset;
   }
 };
 
@@ -50,7 +56,8 @@ struct rejection {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, event& x) {
-  return f(x.id, x.type, x.device_id, x.profile_id, x.ts, x.ingest_ts, x.offset, x.attrs);
+  return f(x.id, x.type, x.device_id, x.profile_id, x.ts, x.ingest_ts, x.offset, x.attrs, x.origin,
+           x.origin_offset);
 }
 
 template <class Inspector>

@@ -110,6 +110,31 @@ struct aggregate_query {
   uint32_t k = 0;
 };
 
+/// A cluster member as nodes tell each other (actors/cluster): its node name, the host:port it
+/// publishes its cluster actor on, and its gateway's base URL.
+struct member_info {
+  std::string name;
+  std::string address;
+  std::string http;
+};
+
+/// Events one cluster node forwards to a node that keeps their keys' state. Every event carries
+/// `origin` (= `origin` here) and `origin_offset` (its offset in the origin's log).
+struct forward_batch {
+  std::string origin;
+  event_batch events;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, member_info& x) {
+  return f(caf::meta::type_name("member_info"), x.name, x.address, x.http);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, forward_batch& x) {
+  return f(caf::meta::type_name("forward_batch"), x.origin, x.events);
+}
+
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, aggregate_query& x) {
   return f(caf::meta::type_name("aggregate_query"), x.what, x.window_ms, x.day, x.title_id, x.k);
@@ -153,6 +178,9 @@ CAF_ADD_TYPE_ID(sluice, (sluice::query_reply))
 CAF_ADD_TYPE_ID(sluice, (sluice::dead_letter_query))
 CAF_ADD_TYPE_ID(sluice, (sluice::aggregate_query))
 CAF_ADD_TYPE_ID(sluice, (sluice::route_swap_request))
+CAF_ADD_TYPE_ID(sluice, (sluice::member_info))
+CAF_ADD_TYPE_ID(sluice, (std::vector<sluice::member_info>))
+CAF_ADD_TYPE_ID(sluice, (sluice::forward_batch))
 
 CAF_ADD_ATOM(sluice, sluice, append_atom, "append")
 CAF_ADD_ATOM(sluice, sluice, commit_atom, "commit")
@@ -174,6 +202,13 @@ CAF_ADD_ATOM(sluice, sluice, applied_atom, "applied")
 CAF_ADD_ATOM(sluice, sluice, processed_atom, "processed")
 CAF_ADD_ATOM(sluice, sluice, read_atom, "read")
 CAF_ADD_ATOM(sluice, sluice, replayed_atom, "replayed")
+CAF_ADD_ATOM(sluice, sluice, hello_atom, "hello")
+CAF_ADD_ATOM(sluice, sluice, heartbeat_atom, "heartbeat")
+CAF_ADD_ATOM(sluice, sluice, forward_atom, "forward")
+CAF_ADD_ATOM(sluice, sluice, head_atom, "head")
+CAF_ADD_ATOM(sluice, sluice, peer_atom, "peer")
+CAF_ADD_ATOM(sluice, sluice, acked_atom, "acked")
+CAF_ADD_ATOM(sluice, sluice, settle_atom, "settle")
 
 CAF_END_TYPE_ID_BLOCK(sluice)
 

@@ -97,7 +97,8 @@ void session_tracker::assign(event_batch& events) {
   const std::string* last_device = nullptr;
   device_session* state = nullptr;
   for (auto& e : events) {
-    if (has_attr(e.attrs, opts_.attribute))
+    // Forwarded by another cluster node (`origin`): that node assigned its session already.
+    if (!e.origin.empty() || has_attr(e.attrs, opts_.attribute))
       continue;
     if (last_device == nullptr || *last_device != e.device_id) {
       auto i = staged_.find(e.device_id);

@@ -19,6 +19,7 @@ APT_PACKAGES=(
   libsimdjson-dev libssl-dev libzstd-dev libsnappy-dev libcurl4-openssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libhyperscan-dev libre2-dev zlib1g-dev libcsv-dev
+  libxxhash-dev # XXH3 for the cluster ring (actors/cluster/ring.cpp)
   wrk curl strace
 )
 if ((WITH_TESTS)); then
