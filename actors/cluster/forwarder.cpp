@@ -129,7 +129,7 @@ void pump(self_ptr self) {
     return;
   st.reading = true;
   auto epoch = st.epoch;
-  auto from = st.sent_upto;
+  auto from = st.sent_upto + 1; // the first offset to read
   self->request(st.deps.reader, caf::infinite, read_atom_v, from, uint8_t{0}, uint64_t{0},
                 uint64_t{1}, static_cast<uint64_t>(st.deps.read_events))
     .then(
@@ -138,8 +138,8 @@ void pump(self_ptr self) {
         if (epoch != st.epoch)
           return; // rewound meanwhile: this read started from a stale position
         st.reading = false;
-        if (b.upto <= from) { // nothing stored after `from`: at the head
-          st.head = std::max(st.head, from);
+        if (b.upto < from) { // nothing stored from `from` on: at the head
+          st.head = std::max(st.head, st.sent_upto);
           st.head_known = true;
           report(self);
           return;
