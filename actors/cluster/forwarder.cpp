@@ -15,6 +15,18 @@ void report(self_ptr self) {
   auto& st = self->state;
   auto backlog = st.head > st.deps.acked_upto ? st.head - st.deps.acked_upto : 0;
   st.backlog->set(static_cast<int64_t>(backlog));
+  auto now = self->clock().now();
+  if (backlog == 0) {
+    st.behind = false;
+    st.caught_up_at = now;
+  } else if (!st.behind) {
+    st.behind = true;
+    st.caught_up_at = now;
+  }
+  st.lag_ms->set(st.behind ? std::chrono::duration_cast<std::chrono::milliseconds>(
+                                now - st.caught_up_at)
+                                .count()
+                           : 0);
   st.inflight_gauge->set(static_cast<int64_t>(st.inflight_events));
   self->send(st.deps.parent, acked_atom_v, st.deps.peer, static_cast<bool>(st.peer),
              st.deps.acked_upto, st.sent_upto, st.head,
@@ -62,19 +74,25 @@ void send_chunk(self_ptr self, const event_batch& events, log_offset upto) {
   auto v = st.deps.views->get();
   int peer_index = v ? v->ring.index_of(st.deps.peer) : -1;
   forward_batch out;
+  size_t replicas_only = 0;
   if (peer_index >= 0) {
-    auto for_peer = [&](std::string_view key) {
+    // 0: the peer keeps nothing of `key`; 1: it owns it; 2: it is its replica.
+    auto role = [&](std::string_view key) {
       uint32_t idx[replicas];
       auto n = v->ring.owner_indices(key, replicas, idx);
       for (size_t i = 0; i < n; ++i)
         if (static_cast<int>(idx[i]) == peer_index)
-          return true;
-      return false;
+          return static_cast<int>(i) + 1;
+      return 0;
     };
     for (auto& e : events) {
       if (!e.origin.empty() || e.offset == 0)
         continue; // forwarded here by another node: never forwarded again
-      if (for_peer(e.device_id) || (!e.profile_id.empty() && for_peer(e.profile_id))) {
+      auto device = role(e.device_id);
+      auto profile = e.profile_id.empty() ? 0 : role(e.profile_id);
+      if (device != 0 || profile != 0) {
+        if (device != 1 && profile != 1)
+          ++replicas_only;
         out.events.push_back(e);
         out.events.back().origin = st.deps.self;
         out.events.back().origin_offset = e.offset;
@@ -91,6 +109,7 @@ void send_chunk(self_ptr self, const event_batch& events, log_offset upto) {
   }
   out.origin = st.deps.self;
   st.forwarded->inc(n);
+  st.replicated->inc(replicas_only);
   auto epoch = st.epoch;
   self->request(st.peer, st.deps.timeout, forward_atom_v, std::move(out))
     .then(
@@ -171,6 +190,13 @@ caf::behavior forwarder(caf::stateful_actor<forwarder_state>* self, forwarder_de
   metric_labels peer{{"peer", st.deps.peer}};
   st.forwarded = &m.get_counter("sluice_cluster_forwarded_events_total",
                                 "events sent to a peer that keeps their keys' state", peer);
+  st.replicated = &m.get_counter(
+    "sluice_cluster_replicated_events_total",
+    "of the forwarded events, those sent to the peer as the replica of their keys only", peer);
+  st.lag_ms = &m.get_gauge("sluice_cluster_forward_lag_ms",
+                           "how long the peer has been behind this node's log head (replication "
+                           "lag; 0 when it has everything)",
+                           peer);
   st.resent_events = &m.get_counter(
     "sluice_cluster_forward_resent_events_total",
     "events sent to a peer again: it went down, restarted, or a forward failed or timed out",
@@ -197,6 +223,7 @@ caf::behavior forwarder(caf::stateful_actor<forwarder_state>* self, forwarder_de
         st.head_known = true;
       }
       pump(self);
+      report(self); // backlog and lag move with the head even while the peer is down
     },
     [self](retry_atom) {
       self->state.retry_scheduled = false;

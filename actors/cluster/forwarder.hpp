@@ -90,7 +90,12 @@ struct forwarder_state {
   std::deque<chunk> inflight;
   size_t inflight_events = 0;
   uint64_t resent = 0;
+  /// When the peer last had everything up to the head (lag is measured from there).
+  caf::actor_clock::time_point caught_up_at;
+  bool behind = false;
   counter* forwarded = nullptr;
+  counter* replicated = nullptr;
+  gauge* lag_ms = nullptr;
   counter* resent_events = nullptr;
   counter* failures = nullptr;
   gauge* backlog = nullptr;
