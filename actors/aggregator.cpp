@@ -221,6 +221,9 @@ aggregator_actor::behavior_type aggregator(self_ptr self, aggregator_deps deps) 
       for (const auto& e : batch.events) {
         if (e.offset <= st.applied_upto)
           continue; // replayed after a restart: already in the restored state
+        if (!e.origin.empty())
+          continue; // forwarded here for device/profile state: the node that accepted it
+                    // aggregates it (counting it here too would count it twice)
         switch (st.model.apply(e, *cat)) {
           case apply_outcome::counted:
             ++applied;

@@ -11,9 +11,11 @@ namespace sluice {
 
 namespace {
 
-/// Fields of the stored state (a msgpack array, in this order).
+/// Fields of the stored state (a msgpack array, in this order). `f_applied` is a bare uint (the
+/// local log's offset) in states stored before the cluster and in states that only ever saw local
+/// events, else a map source → offset (`source_offsets`).
 enum stored_field : uint32_t {
-  f_applied_upto,
+  f_applied,
   f_events,
   f_first_ts,
   f_last_ts,
@@ -34,9 +36,8 @@ uint64_t device_model::id_hash(std::string_view id) noexcept {
 bool device_model::apply(const event_batch& events) {
   bool changed = false;
   for (auto& e : events) {
-    if (e.offset != 0 && e.offset <= applied_upto_)
-      continue;
-    applied_upto_ = std::max(applied_upto_, e.offset);
+    if (!applied_.admit(e))
+      continue; // applied already: replayed after a restart, or resent by its origin
     changed = true;
     auto h = id_hash(e.id);
     if (std::find(recent_ids_.begin(), recent_ids_.end(), h) != recent_ids_.end()) {
@@ -61,10 +62,11 @@ bool device_model::apply(const event_batch& events) {
 }
 
 std::string device_model::encode() const {
-  msgpack::sbuffer buf{64 + 9 * recent_ids_.size() + last_type_.size()};
+  msgpack::sbuffer buf{64 + 9 * recent_ids_.size() + last_type_.size()
+                       + 16 * applied_.entries().size()};
   msgpack::packer<msgpack::sbuffer> pk{buf};
   pk.pack_array(stored_fields);
-  pk.pack(applied_upto_);
+  pk.pack(applied_);
   pk.pack(events_);
   pk.pack(first_ts_);
   pk.pack(last_ts_);
@@ -85,7 +87,7 @@ bool device_model::decode(std::string_view bytes) {
     if (obj.type != msgpack::type::ARRAY || obj.via.array.size != stored_fields)
       return false;
     auto* f = obj.via.array.ptr;
-    applied_upto_ = f[f_applied_upto].as<uint64_t>();
+    f[f_applied].convert(applied_);
     events_ = f[f_events].as<uint64_t>();
     first_ts_ = f[f_first_ts].as<int64_t>();
     last_ts_ = f[f_last_ts].as<int64_t>();

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "actors/source_offsets.hpp"
 #include "messages/event.hpp"
 
 #include <msgpack.hpp>
@@ -13,12 +14,15 @@ namespace sluice {
 
 /// The state of one device: what it sent, in which order, and whether it repeated itself.
 ///
-/// Lifecycle: created empty or decoded from LMDB; `apply` skips events at or below `applied_upto`
-/// (idempotent across replays). Concurrency: owned by one device actor. Limits: remembers the last
-/// `recent_id_window` event ids for duplicate detection, as 64-bit hashes (8 bytes each instead of
-/// a string of ~36 bytes plus its allocation: ~0.5 KB per device in memory and in LMDB instead of
-/// ~5 KB and ~2.4 KB); two different ids in one window collide with probability ~2^-58. States
-/// stored with the ids as strings (before the hashes) are read and converted.
+/// Lifecycle: created empty or decoded from LMDB; `apply` skips events it already applied, by
+/// their offset in their source log (`source_offsets`: this node's log, or the origin node's for
+/// an event forwarded here), so it is idempotent across replays and resends. Concurrency: owned by
+/// one device actor. Limits: remembers the last `recent_id_window` event ids for duplicate
+/// detection, as 64-bit hashes (8 bytes each instead of a string of ~36 bytes plus its
+/// allocation: ~0.5 KB per device in memory and in LMDB instead of ~5 KB and ~2.4 KB); two
+/// different ids in one window collide with probability ~2^-58. States stored with the ids as
+/// strings (before the hashes), or with a single local `applied_upto` (before the cluster), are
+/// read and converted.
 class device_model {
 public:
   /// Ids remembered for duplicate detection: a client retrying a batch resends it within a few
@@ -44,12 +48,17 @@ public:
   uint64_t out_of_order() const noexcept {
     return out_of_order_;
   }
+  /// The highest offset of this node's own log applied.
   log_offset applied_upto() const noexcept {
-    return applied_upto_;
+    return applied_.upto({});
+  }
+  /// The highest offset applied per source log.
+  const source_offsets& applied() const noexcept {
+    return applied_;
   }
 
 private:
-  log_offset applied_upto_ = 0;
+  source_offsets applied_;
   uint64_t events_ = 0;
   int64_t first_ts_ = 0;
   int64_t last_ts_ = 0;

@@ -55,17 +55,19 @@ bool key_less(const playback_point& a, const playback_point& b) {
   return key(a) < key(b);
 }
 
-// The on-disk layout (msgpack array).
+// The on-disk layout (msgpack array). `applied` is a bare uint (the local log's offset: the only
+// form before the cluster, and still the form of a profile that only saw local events) or a map
+// source → offset; a reader that predates the map refuses it (a type error) rather than misread it.
 struct stored_profile {
   uint32_t version = 0;
-  uint64_t applied_upto = 0;
+  source_offsets applied;
   uint64_t events = 0;
   uint64_t late = 0;
   bool has_newest = false;
   int64_t newest_ts = 0;
   std::map<std::string, title_progress> titles;
   std::map<int32_t, std::map<std::string, int64_t>> watch;
-  MSGPACK_DEFINE(version, applied_upto, events, late, has_newest, newest_ts, titles, watch)
+  MSGPACK_DEFINE(version, applied, events, late, has_newest, newest_ts, titles, watch)
 };
 
 } // namespace
@@ -111,9 +113,8 @@ std::string_view title_progress::last_event() const noexcept {
 bool profile_model::apply(const event_batch& events) {
   bool changed = false;
   for (auto& e : events) {
-    if (e.offset != 0 && e.offset <= applied_upto_)
-      continue; // replayed after a restart: already reflected
-    applied_upto_ = std::max(applied_upto_, e.offset);
+    if (!applied_.admit(e))
+      continue; // replayed after a restart, or resent by its origin: already reflected
     ++events_;
     changed = true;
     auto rank = rank_of(e.type);
@@ -236,7 +237,7 @@ int64_t profile_model::watch_ms(const std::string& title) const {
 }
 
 std::string profile_model::encode() const {
-  stored_profile sp{format_version, applied_upto_, events_, late_, has_newest_, newest_ts_,
+  stored_profile sp{format_version, applied_, events_, late_, has_newest_, newest_ts_,
                     titles_, watch_};
   msgpack::sbuffer buf;
   msgpack::pack(buf, sp);
@@ -250,7 +251,7 @@ bool profile_model::decode(std::string_view bytes) {
     handle.get().convert(sp);
     if (sp.version != format_version)
       return false;
-    applied_upto_ = sp.applied_upto;
+    applied_ = std::move(sp.applied);
     events_ = sp.events;
     late_ = sp.late;
     has_newest_ = sp.has_newest;

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "actors/source_offsets.hpp"
 #include "messages/event.hpp"
 
 #include <msgpack.hpp>
@@ -85,16 +86,18 @@ struct title_progress {
 /// watch time per title per UTC day, from `play`, `pause`, `stop` and `heartbeat` events carrying
 /// `title_id` and `position_ms` (rules: docs/profiles.md).
 ///
-/// Lifecycle: created empty or decoded from LMDB; `apply` is idempotent across replays (events at
-/// or below `applied_upto` are skipped). Watch time is independent of arrival order for events
-/// within the reorder horizon (insertions adjust the credits of their neighbours); continue
-/// watching is independent of arrival order. Concurrency: owned by one profile actor. Limits:
+/// Lifecycle: created empty or decoded from LMDB; `apply` is idempotent across replays and resends
+/// (an event at or below the highest offset applied from its source log is skipped; see
+/// `source_offsets`: this node's log, or the origin node's for an event forwarded here). Watch
+/// time is independent of arrival order for events within the reorder horizon (insertions adjust
+/// the credits of their neighbours); continue watching is independent of arrival order. Concurrency: owned by one profile actor. Limits:
 /// `max_titles` titles, `watch_time_days` days, recent events bounded by the reorder horizon.
 class profile_model {
 public:
   explicit profile_model(profile_options opts = {}) : opts_(opts) {
   }
-  /// Applies events of this profile in offset order; returns true if anything changed.
+  /// Applies events of this profile, each source's in offset order; returns true if anything
+  /// changed.
   bool apply(const event_batch& events);
   std::string encode() const;
   /// False (and state unchanged) when `bytes` is not a valid encoding.
@@ -121,8 +124,13 @@ public:
   int64_t newest_ts() const noexcept {
     return newest_ts_;
   }
+  /// The highest offset of this node's own log applied.
   log_offset applied_upto() const noexcept {
-    return applied_upto_;
+    return applied_.upto({});
+  }
+  /// The highest offset applied per source log.
+  const source_offsets& applied() const noexcept {
+    return applied_;
   }
   const std::map<std::string, title_progress>& titles() const noexcept {
     return titles_;
@@ -139,7 +147,7 @@ private:
   void prune();
 
   profile_options opts_;
-  log_offset applied_upto_ = 0;
+  source_offsets applied_;
   uint64_t events_ = 0;
   uint64_t late_ = 0;
   int64_t newest_ts_ = 0;

@@ -387,6 +387,7 @@ sink_actor::behavior_type sink_runner(self_ptr self, sink_runner_deps deps) {
                             labels);
   st.seen_upto = st.deps.done_upto;
   st.accepted_upto = st.deps.done_upto;
+  st.deps.target->attach_metrics(m, labels);
   std::string error;
   st.started = st.deps.target->start(error) == sink_status::ok;
   st.healthy->set(st.started ? 1 : 0);
@@ -404,6 +405,9 @@ sink_actor::behavior_type sink_runner(self_ptr self, sink_runner_deps deps) {
       for (auto& e : batch.events) {
         if (e.offset <= st.deps.done_upto)
           continue; // delivered before a restart
+        if (!e.origin.empty())
+          continue; // forwarded by the node that accepted it, whose sinks deliver it: not ours
+                    // to route, count or deliver (it is in this log only for device/profile state)
         auto r = routed_here(st, e);
         if (r.actions == nullptr)
           continue; // not for this sink

@@ -55,11 +55,15 @@ decoded_batch decode_msgpack(std::string_view body, int64_t ingest_ts,
                              const decode_limits& limits = {});
 
 /// Appends the log encoding of `events` (offsets are not stored: the log key gives the first offset
-/// and events are dense) to `out`.
+/// and events are dense) to `out`. An event with a non-empty `origin` (forwarded by another node)
+/// also stores `origin` and `origin_offset`; a local event stores neither (its `origin_offset` is
+/// not kept). Layout: messages/codec_log.cpp.
 void encode_log_record(const event_batch& events, std::string& out);
 
-/// Decodes a log record written by `encode_log_record`, assigning offsets `first, first+1, ...`.
-/// Appends to `out`; returns false (and leaves `out` unchanged) when the bytes are corrupt.
+/// Decodes a log record written by `encode_log_record` (records written before forwarded events
+/// existed included), assigning offsets `first, first+1, ...`; `origin` and `origin_offset` come
+/// back as stored (empty and 0 for a local event). Appends to `out`; returns false (and leaves
+/// `out` unchanged) when the bytes are corrupt.
 bool decode_log_record(std::string_view bytes, log_offset first, event_batch& out);
 
 /// Which events of a record a reader keeps, judged by (`device_id`, `profile_id`).

@@ -1,13 +1,20 @@
 // The ingest log's encoding of an event batch.
 //
-// Each event is one msgpack array of 7 elements, concatenated with no batch header:
+// Each event is one msgpack array, concatenated with no batch header. An event this node accepted
+// (empty `origin`) is an array of 7 elements:
 //
 //   [id: str, type: str, device_id: str, profile_id: str | nil, ts: int, ingest_ts: int, attrs: bin]
 //
+// An event another node accepted and forwarded here (cluster; `origin` set) is an array of 9: the
+// same 7, then the accepting node and the event's offset in that node's log:
+//
+//   [..the 7 above.., origin: str (not empty), origin_offset: uint]
+//
+// so local events do not grow, and records written before the cluster existed read unchanged.
 // `attrs` is stored as a bin holding the event's msgpack map bytes, so decoding hands them back
-// as-is. Offsets are not stored: the log key gives the first one and events are dense. A future
-// layout would use a different array length, which old readers reject as corrupt rather than
-// misread.
+// as-is. Local offsets are not stored: the log key gives the first one and events are dense. A
+// future layout would use a different array length, which old readers reject as corrupt rather
+// than misread (a reader that predates the 9-element form refuses a record holding one).
 
 #include "messages/codec.hpp"
 #include "messages/codec_internal.hpp"
@@ -22,20 +29,15 @@ using detail::mp_reader;
 using detail::mp_token;
 using detail::mp_type;
 
-/// Number of elements in one event's log array.
+/// Number of elements in the log array of a local event (empty `origin`).
 constexpr uint32_t log_event_fields = 7;
+/// Number of elements in the log array of a forwarded event: the local ones, `origin` and
+/// `origin_offset`.
+constexpr uint32_t log_forwarded_event_fields = 9;
 
 void pack_string(msgpack::packer<detail::string_writer>& pk, const std::string& s) {
   pk.pack_str(static_cast<uint32_t>(s.size()));
   pk.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
-}
-
-bool read_string(mp_reader& r, std::string& out) {
-  mp_token t;
-  if (!r.next(t) || t.type != mp_type::str)
-    return false;
-  out.assign(t.bytes.data(), t.bytes.size());
-  return true;
 }
 
 bool read_int(mp_reader& r, int64_t& out) {
@@ -67,8 +69,9 @@ bool valid_attrs(std::string_view attrs) {
 
 /// One event's fields as views into the record (valid while the record is).
 struct event_view {
-  std::string_view id, type, device_id, profile_id, attrs;
+  std::string_view id, type, device_id, profile_id, attrs, origin;
   int64_t ts = 0, ingest_ts = 0;
+  log_offset origin_offset = 0;
 };
 
 bool read_view(mp_reader& r, std::string_view& out) {
@@ -81,8 +84,10 @@ bool read_view(mp_reader& r, std::string_view& out) {
 
 bool decode_view(mp_reader& r, event_view& e) {
   mp_token t;
-  if (!r.next(t) || t.type != mp_type::array || t.count != log_event_fields)
+  if (!r.next(t) || t.type != mp_type::array
+      || (t.count != log_event_fields && t.count != log_forwarded_event_fields))
     return false;
+  const bool forwarded = t.count == log_forwarded_event_fields;
   if (!read_view(r, e.id) || !read_view(r, e.type) || !read_view(r, e.device_id))
     return false;
   if (!r.next(t))
@@ -98,6 +103,22 @@ bool decode_view(mp_reader& r, event_view& e) {
   if (!r.next(t) || t.type != mp_type::bin)
     return false;
   e.attrs = t.bytes;
+  e.origin = {};
+  e.origin_offset = 0;
+  if (!forwarded)
+    return true;
+  // The writer uses the 9-element form only with an origin: an empty one is not a record it wrote
+  // (and would not survive a re-encode), so it is corrupt.
+  if (!read_view(r, e.origin) || e.origin.empty())
+    return false;
+  if (!r.next(t))
+    return false;
+  if (t.type == mp_type::uint)
+    e.origin_offset = t.u;
+  else if (t.type == mp_type::sint && t.i >= 0) // another writer's int form of the same number
+    e.origin_offset = static_cast<log_offset>(t.i);
+  else
+    return false;
   return true;
 }
 
@@ -109,6 +130,8 @@ void materialize(const event_view& v, event& e) {
   e.ts = v.ts;
   e.ingest_ts = v.ingest_ts;
   e.attrs.assign(v.attrs);
+  e.origin.assign(v.origin);
+  e.origin_offset = v.origin_offset;
 }
 
 } // namespace
@@ -117,7 +140,8 @@ void encode_log_record(const event_batch& events, std::string& out) {
   detail::string_writer w{&out};
   msgpack::packer<detail::string_writer> pk{w};
   for (const auto& e : events) {
-    pk.pack_array(log_event_fields);
+    const bool forwarded = !e.origin.empty();
+    pk.pack_array(forwarded ? log_forwarded_event_fields : log_event_fields);
     pack_string(pk, e.id);
     pack_string(pk, e.type);
     pack_string(pk, e.device_id);
@@ -129,6 +153,10 @@ void encode_log_record(const event_batch& events, std::string& out) {
     pk.pack_int64(e.ingest_ts);
     pk.pack_bin(static_cast<uint32_t>(e.attrs.size()));
     pk.pack_bin_body(e.attrs.data(), static_cast<uint32_t>(e.attrs.size()));
+    if (forwarded) {
+      pack_string(pk, e.origin);
+      pk.pack_uint64(e.origin_offset);
+    }
   }
 }
 

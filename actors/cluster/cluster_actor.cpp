@@ -180,7 +180,7 @@ void say_hello(self_ptr self, caf::actor handle) {
 
 void connect(self_ptr self, const std::string& address) {
   auto& st = self->state;
-  if (address == st.me.address || st.self_addresses.count(address) > 0
+  if (!st.deps.use_network || address == st.me.address || st.self_addresses.count(address) > 0
       || st.connecting.count(address) > 0)
     return;
   auto colon = address.rfind(':');
@@ -394,7 +394,9 @@ caf::behavior cluster_actor(caf::stateful_actor<cluster_state>* self, cluster_de
     "from receiving a peer's forwarded events to their durable append here (the peer's "
     "acknowledgement)",
     {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5});
-  st.reader = self->spawn<caf::detached + caf::linked>(log_reader, st.deps.env, st.metrics);
+  st.reader = st.deps.use_network
+                ? self->spawn<caf::detached + caf::linked>(log_reader, st.deps.env, st.metrics)
+                : self->spawn<caf::linked>(log_reader, st.deps.env, st.metrics);
   // Peers this node forwarded to before a restart keep their acknowledged offsets.
   {
     std::vector<std::string> stored;

@@ -85,6 +85,9 @@ struct cluster_deps {
   std::vector<shard_actor> profile_shards;
   /// Offset of the `cluster` log consumer from the last checkpoint.
   log_offset done_upto = 0;
+  /// Contact peers through the middleman and run the log reader on its own thread. Tests on
+  /// CAF's deterministic test coordinator set this to false and introduce peers themselves.
+  bool use_network = true;
 };
 
 /// The log consumer name whose offset is the lowest acknowledgement of every forwarder.

@@ -82,7 +82,7 @@ write("msgpack", "batch.mp", mp({"events": [CLICK, PLAY], "batch": 17}))
 write("msgpack", "batch_string_id.mp", mp({"batch": "abc", "events": [ERROR]}))
 write("msgpack", "binary_attr.mp", mp([dict(PLAY, blob=b"\x00\x01\xff", f=1.5, n=-7)]))
 
-# -- log records: one msgpack array of 7 per event ---------------------------------------------
+# -- log records: one msgpack array per event, of 7 (9 when forwarded) -------------------------
 
 
 def log_event(id_, type_, device, profile, ts, ingest, attrs):
@@ -97,6 +97,17 @@ write("log_record", "three.rec",
       log_event("e-1", "play", "tv-1", "p-1", 1, 2, attrs_play)
       + log_event("e-2", "click", "web-3", None, 3, 4, attrs_click)
       + log_event("e-3", "error", "tv-1", "p-2", 5, 6, b""))
+
+
+# A forwarded event (cluster) is the 7 fields then origin and origin_offset: an array of 9.
+def forwarded_event(id_, type_, device, profile, ts, ingest, attrs, origin, origin_offset):
+    return b"\x99" + log_event(id_, type_, device, profile, ts, ingest, attrs)[1:] + mp(origin) + mp(origin_offset)
+
+
+write("log_record", "forwarded.rec",
+      log_event("e-1", "play", "tv-1", "p-1", 1, 2, attrs_play)
+      + forwarded_event("e-2", "click", "web-3", None, 3, 4, attrs_click, "node-2", 17)
+      + forwarded_event("e-3", "stop", "tv-1", "p-2", 5, 6, b"", "node-3", 2**40))
 
 # -- HTTP requests ------------------------------------------------------------------------------
 

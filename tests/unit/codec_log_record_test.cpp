@@ -120,7 +120,7 @@ TEST(log_record, refuses_every_truncation_and_leaves_the_output_unchanged) {
     encode_log_record(event_batch(events.begin(), events.begin() + k), prefix);
     boundaries.push_back(prefix.size());
   }
-  const event sentinel{"s", "t", "d", "", 1, 2, 3, ""};
+  const event sentinel{"s", "t", "d", "", 1, 2, 3, "", "", 0};
   for (size_t cut = 1; cut < bytes.size(); ++cut) {
     event_batch out{sentinel};
     bool ok = decode_log_record(std::string_view{bytes}.substr(0, cut), 1, out);
