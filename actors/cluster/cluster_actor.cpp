@@ -144,6 +144,9 @@ void heard(self_ptr self, const member_info& info, const caf::actor& handle) {
   auto& m = member_for(self, info.name);
   m.info = info;
   m.last_heard = self->clock().now();
+  // The ring first, then the forwarder: it filters what it sends by the ring, and must never
+  // see the peer up while the ring still lacks it (see `forwarder_state`).
+  transition(self, m, cluster_state::member_state::up, "heard");
   if (m.handle != handle) {
     if (m.handle)
       self->demonitor(m.handle);
@@ -151,7 +154,6 @@ void heard(self_ptr self, const member_info& info, const caf::actor& handle) {
     self->monitor(handle);
     self->send(m.forwarder, peer_atom_v, handle);
   }
-  transition(self, m, cluster_state::member_state::up, "heard");
 }
 
 /// Contacts the members a peer knows that this node does not reach yet.
@@ -452,11 +454,15 @@ caf::behavior cluster_actor(caf::stateful_actor<cluster_state>* self, cluster_de
     // The log consumer: only the head matters, the forwarders read what they need.
     [self](dispatch_atom, const committed_batch& batch) {
       auto& st = self->state;
-      self->send(st.deps.log, processed_atom_v, batch.upto);
-      if (batch.upto > st.head) {
-        st.head = batch.upto;
+      auto upto = batch.upto;
+      self->send(st.deps.log, processed_atom_v, upto);
+      if (upto > st.head) {
+        st.head = upto;
+        // The batch itself goes along (shared, not copied): a forwarder that is caught up
+        // takes its events from it instead of reading them back from LMDB.
+        auto msg = self->current_mailbox_element()->move_content_to_message();
         for (auto& [name, m] : st.members)
-          self->send(m.forwarder, head_atom_v, st.head);
+          self->send(m.forwarder, head_atom_v, st.head, msg);
       }
     },
     [self](drain_atom) -> caf::result<caf::ok_atom> {

@@ -73,6 +73,12 @@ void send_chunk(self_ptr self, const event_batch& events, log_offset upto) {
   auto& st = self->state;
   auto v = st.deps.views->get();
   int peer_index = v ? v->ring.index_of(st.deps.peer) : -1;
+  if (peer_index < 0) {
+    // The ring no longer (or not yet) has the peer: what it keeps is unknown here, so nothing
+    // of this chunk may count as acknowledged. Read it again once the peer is back in the ring.
+    rewind(self);
+    return;
+  }
   forward_batch out;
   size_t replicas_only = 0;
   if (peer_index >= 0) {
@@ -138,9 +144,15 @@ void send_chunk(self_ptr self, const event_batch& events, log_offset upto) {
       });
 }
 
+/// Whether the current ring has the peer (a forwarder sends only then: its filter needs it).
+bool in_ring(self_ptr self) {
+  auto v = self->state.deps.views->get();
+  return v && v->ring.index_of(self->state.deps.peer) >= 0;
+}
+
 void pump(self_ptr self) {
   auto& st = self->state;
-  if (!st.peer || st.reading || st.retry_scheduled)
+  if (!st.peer || st.reading || st.retry_scheduled || !in_ring(self))
     return;
   if (st.inflight_events >= st.deps.window_events)
     return;
@@ -224,6 +236,29 @@ caf::behavior forwarder(caf::stateful_actor<forwarder_state>* self, forwarder_de
       }
       pump(self);
       report(self); // backlog and lag move with the head even while the peer is down
+    },
+    [self](head_atom, log_offset head, const caf::message& dispatched) {
+      auto& st = self->state;
+      // Live path: caught up, nothing being read or retried, room in the window: the
+      // dispatched batch (every event of one commit, `dispatch_atom, committed_batch`) is
+      // exactly what a read from `sent_upto + 1` would return.
+      if (st.peer && !st.reading && !st.retry_scheduled && in_ring(self)
+          && st.inflight_events < st.deps.window_events && dispatched.size() == 2
+          && dispatched.match_element<committed_batch>(1)) {
+        auto& b = dispatched.get_as<committed_batch>(1);
+        if (!b.events.empty() && b.events.front().offset == st.sent_upto + 1
+            && b.upto == b.events.back().offset) {
+          send_chunk(self, b.events, b.upto);
+          st.head = std::max(st.head, b.upto);
+          st.head_known = true;
+        }
+      }
+      if (head > st.head) {
+        st.head = head;
+        st.head_known = true;
+      }
+      pump(self);
+      report(self);
     },
     [self](retry_atom) {
       self->state.retry_scheduled = false;

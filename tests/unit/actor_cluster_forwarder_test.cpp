@@ -197,6 +197,25 @@ TEST_F(forwarder_test, a_restarted_forwarder_resumes_from_its_stored_acknowledge
   EXPECT_EQ(parent_rec->acked, 8u);
 }
 
+TEST_F(forwarder_test, nothing_counts_as_acknowledged_while_the_ring_lacks_the_peer) {
+  // A rejoining peer: its handle can reach the forwarder before the ring has it again. Chunks
+  // read meanwhile must not be acknowledged as "nothing for this peer".
+  start(events_for(6), {"a", "c"});
+  caf::anon_send(fwd, peer_atom_v, peer);
+  run();
+  EXPECT_EQ(parent_rec->acked, 0u);
+  EXPECT_TRUE(peer_rec->got.empty());
+  views->set(std::make_shared<cluster::view>("a", cluster::hash_ring{{"a", "b", "c"}, 64}, 2));
+  caf::anon_send(fwd, head_atom_v, log_offset{6});
+  run();
+  EXPECT_EQ(parent_rec->acked, 6u);
+  std::set<std::string> expected;
+  for (auto& e : events_for(6))
+    if (b_keeps(e.device_id) || b_keeps(e.profile_id))
+      expected.insert(e.id);
+  EXPECT_EQ(peer_rec->ids(), expected);
+}
+
 TEST(cluster_view, a_node_holds_the_keys_it_owns_or_replicates_and_owns_only_its_own) {
   cluster::hash_ring ring{{"a", "b", "c"}, 64};
   size_t held = 0;
