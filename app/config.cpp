@@ -551,6 +551,8 @@ std::string node_config::help() const {
                     "                                    validate route INI text offline\n"
                     "  sluice token hash [--generate] [--name=N] [--scopes=a,b]\n"
                     "                                    hash an access token for [tokens.N]\n"
+                    "  sluice cluster up|status|down [--nodes N] [--dir DIR] [--base-port P] ...\n"
+                    "                                    a local cluster (docs/cluster.md)\n"
                     "  sluice --help\n\n"
                     "Options (config file section [section], key; or --section.key=value):\n";
   std::string current;

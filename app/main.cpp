@@ -2,6 +2,7 @@
 
 #include "actors/metrics.hpp"
 #include "actors/node.hpp"
+#include "app/cmd_cluster.hpp"
 #include "app/cmd_dlq.hpp"
 #include "app/cmd_replay.hpp"
 #include "app/cmd_lake.hpp"
@@ -20,6 +21,7 @@
 #include "persistence/lmdb.hpp"
 
 #include <caf/all.hpp>
+#include <caf/io/middleman.hpp>
 
 #include <csignal>
 #include <cstdio>
@@ -92,6 +94,9 @@ int serve(node_config& cfg) {
   int rc = 0;
   {
     caf::actor_system sys{cfg};
+    if (cfg.node.cluster.enabled && cfg.gateway.port != 0)
+      cfg.node.http_url = std::string{cfg.gateway.tls_cert.empty() ? "http" : "https"} + "://"
+                          + cfg.gateway.host + ':' + std::to_string(cfg.gateway.port);
     auto nodes = spawn_node(sys, *env, metrics, cfg.node);
     caf::scoped_actor self{sys};
     auto stop_actors = [&] {
@@ -104,7 +109,28 @@ int serve(node_config& cfg) {
         self->send_exit(s, caf::exit_reason::user_shutdown);
       self->send_exit(nodes.dead_letters, caf::exit_reason::user_shutdown);
       self->send_exit(nodes.aggregator, caf::exit_reason::user_shutdown);
+      if (nodes.cluster)
+        self->send_exit(nodes.cluster, caf::exit_reason::user_shutdown);
     };
+    if (nodes.cluster) {
+      // Peers reach this node's cluster actor here; dispatching waits until the cluster settled,
+      // so the shards apply the keys the cluster gives this node, not every key.
+      auto published = sys.middleman().publish(nodes.cluster, cfg.node.cluster.port,
+                                               cfg.node.cluster.host.c_str(), true);
+      if (!published) {
+        log_json("error", "cannot publish the cluster actor",
+                 {{"option", "cluster.port"},
+                  {"host", cfg.node.cluster.host},
+                  {"port", std::to_string(cfg.node.cluster.port)},
+                  {"reason", sys.render(published.error())}});
+        self->send_exit(nodes.cluster, caf::exit_reason::user_shutdown);
+        self->send_exit(nodes.log, caf::exit_reason::user_shutdown);
+        return 1;
+      }
+      log_json("info", "cluster port published",
+               {{"address", cfg.node.cluster.host + ':' + std::to_string(*published)}});
+      self->request(nodes.cluster, caf::infinite, settle_atom_v).receive([](caf::ok_atom) {}, [](caf::error&) {});
+    }
     uint64_t replayed = 0;
     self->request(nodes.log, caf::infinite, replay_atom_v)
       .receive([&](uint64_t n) { replayed = n; },
@@ -153,6 +179,10 @@ int serve(node_config& cfg) {
     }
     write_port_file(cfg.data_dir, bound);
     live->set_address(cfg.gateway.host + ':' + std::to_string(bound));
+    if (nodes.cluster) // the advertised gateway URL, now that the port is bound
+      self->send(nodes.cluster, hello_atom_v,
+                 std::string{cfg.gateway.tls_cert.empty() ? "http" : "https"} + "://"
+                   + cfg.gateway.host + ':' + std::to_string(bound));
     status.ready = true;
     std::cout << "listening on " << cfg.gateway.host << ':' << bound << std::endl;
     int sig = 0;
@@ -198,6 +228,8 @@ int main(int argc, char** argv) {
     return run_replay_command(argc, argv);
   if (!args.empty() && args.front() == "token")
     return run_token_command(argc, argv);
+  if (!args.empty() && args.front() == "cluster")
+    return run_cluster_command(argc, argv);
   auto wants_help = [&] {
     for (auto& a : args)
       if (a == "--help" || a == "-h" || a == "help")
@@ -213,7 +245,7 @@ int main(int argc, char** argv) {
   args.erase(args.begin());
   if (command != "serve" && command != "check") {
     std::cerr << "sluice: unknown command '" << command
-              << "'; use serve, check, lake, dlq or replay (sluice --help)\n";
+              << "'; use serve, check, lake, dlq, replay or cluster (sluice --help)\n";
     return 2;
   }
   for (auto& a : args) {

@@ -41,12 +41,12 @@ grep -q -- '--gateway.port' <<<"$help_out" || fail "sluice --help does not list 
 ok "sluice --help exits 0 and lists --gateway.port"
 
 shopt -s nullglob
-confs=("$CONF_DIR"/*.conf) # data files (titles.csv, geoip.csv) are loaded through sluice.conf
+confs=("$CONF_DIR"/*.conf "$CONF_DIR"/cluster/*.conf) # data files (titles.csv, geoip.csv) are loaded through sluice.conf
 ((${#confs[@]} > 0)) || fail "no files in $CONF_DIR"
 for f in "${confs[@]}"; do
   out=$("$SLUICE" check --config-file="$f" 2>&1) || fail "sluice check --config-file=$f exited $?: $out"
 done
-ok "sluice check exits 0 for ${#confs[@]} file(s) in conf/"
+ok "sluice check exits 0 for ${#confs[@]} file(s) in conf/ and conf/cluster/"
 
 cp "$CONF_DIR/sluice.conf" "$TMP/typo.conf"
 printf '\n[gateway]\ntypo = 1\n' >>"$TMP/typo.conf"
