@@ -31,8 +31,9 @@ namespace {
 
 constexpr const char* usage
   = "Usage:\n"
-    "  sluice lake snapshots --config-file=FILE --table=T   history: id, time, files added and\n"
-    "                                                       removed, files, rows, watermark\n"
+    "  sluice lake snapshots --config-file=FILE --table=T   history: id, time, writer, files\n"
+    "                                                       added and removed, files, rows,\n"
+    "                                                       watermark; then each writer's state\n"
     "  sluice lake files --config-file=FILE --table=T [--json]\n"
     "                                                       the current snapshot's files (URLs;\n"
     "                                                       --json: an array for read_parquet)\n"
@@ -42,7 +43,8 @@ constexpr const char* usage
     "                      [--dry-run]                      merge each partition's small files\n"
     "                                                       (compact-min-files, compact-target-\n"
     "                                                       bytes) into one, in one new snapshot;\n"
-    "                                                       refused while a node writes the table\n"
+    "                                                       only this node's (sluice.node) files;\n"
+    "                                                       refused while this node writes it\n"
     "T is the table name (or the name of its [sinks.<name>] section). Other --section.key=value\n"
     "options (e.g. --sluice.data-dir=DIR) apply as for serve.\n";
 
@@ -143,7 +145,9 @@ int compact_table(const lake_sink_config& lake, const std::string& partition, bo
     }
   }
   auto store = persistence::open_object_store(lake_store_config(lake));
-  lake::table t{*store, lake.table};
+  // This node's writer id: compaction merges only this node's files (offsets are per node) and
+  // commits with the same optimistic protocol as the sinks, so other nodes may keep writing.
+  lake::table t{*store, lake.table, lake.writer_id};
   t.open();
   if (opts.hook)
     t.set_hook(opts.hook);
@@ -155,8 +159,9 @@ int compact_table(const lake_sink_config& lake, const std::string& partition, bo
     auto plan = lake::plan_compaction(t.current(), opts);
     for (auto& g : plan)
       std::cout << "would merge " << describe(g) << '\n';
-    std::cout << fmt::format("dry run: {} merge(s) planned on snapshot {}; nothing written\n",
-                             plan.size(), t.current().id);
+    std::cout << fmt::format("dry run: {} merge(s) of writer {}'s files planned on snapshot {}; "
+                             "nothing written\n",
+                             plan.size(), lake.writer_id, t.current().id);
     return 0;
   }
   auto r = lake::compact(t, opts);
@@ -244,6 +249,7 @@ int run_lake_command(int argc, char** argv) {
     std::cerr << "sluice lake: " << err << '\n';
     return 2;
   }
+  lake.writer_id = cfg.node_name;
   try {
     if (sub == "compact")
       return compact_table(lake, partition, dry_run);
@@ -264,19 +270,27 @@ int run_lake_command(int argc, char** argv) {
           std::cout << t.url(f) << '\n';
       }
     } else if (sub == "snapshots") {
-      std::cout << fmt::format("{:>8}  {:<24}  {:>6}  {:>7}  {:>6}  {:>12}  {:>12}\n", "snapshot",
-                               "committed (UTC)", "added", "removed", "files", "rows",
-                               "watermark");
+      std::cout << fmt::format("{:>8}  {:<24}  {:<12}  {:>6}  {:>7}  {:>6}  {:>12}  {:>12}\n",
+                               "snapshot", "committed (UTC)", "writer", "added", "removed",
+                               "files", "rows", "watermark");
       for (auto& s : t.history()) {
         uint64_t rows = 0;
         for (auto& f : s.files)
           rows += f.rows;
-        std::cout << fmt::format("{:>8}  {:<24}  {:>6}  {:>7}  {:>6}  {:>12}  {:>12}{}\n", s.id,
-                                 utc_text(s.timestamp_ms), s.added.size(), s.removed.size(),
-                                 s.files.size(), rows, s.offset_watermark,
-                                 s.id == t.current().id ? "  (current)"
-                                 : s.id > t.current().id ? "  (not committed: garbage)"
-                                                         : "");
+        std::cout << fmt::format("{:>8}  {:<24}  {:<12}  {:>6}  {:>7}  {:>6}  {:>12}  {:>12}{}\n",
+                                 s.id, utc_text(s.timestamp_ms), s.writer.empty() ? "-" : s.writer,
+                                 s.added.size(), s.removed.size(), s.files.size(), rows,
+                                 s.offset_watermark, s.id == t.current().id ? "  (current)" : "");
+      }
+      // Per-writer state of the newest snapshot: each node's watermark is in its own log.
+      auto& cur = t.current();
+      for (auto& [id, w] : cur.writers) {
+        size_t files = 0;
+        for (auto& f : cur.files)
+          files += cur.owned_by(f, id);
+        std::cout << fmt::format("writer {}: watermark {}, {} files, last commit {}\n",
+                                 id.empty() ? "(unnamed, format 1)" : id, w.offset_watermark, files,
+                                 utc_text(w.committed_ms));
       }
     } else {
       auto retention = std::chrono::duration_cast<std::chrono::milliseconds>(lake.retention);

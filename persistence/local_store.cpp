@@ -193,6 +193,35 @@ void local_store::put(const std::string& key, std::string_view bytes) {
   });
 }
 
+bool local_store::put_if_absent(const std::string& key, std::string_view bytes) {
+  return track_health(healthy_, [&] {
+    auto target = path_of(key);
+    make_dirs(parent_of(target));
+    auto tmp = temp_path_for(target);
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, file_mode);
+    if (fd < 0)
+      throw_errno("create " + tmp, errno);
+    bool created = false;
+    try {
+      fd_guard guard{fd};
+      write_all(fd, bytes.data(), bytes.size(), tmp);
+      fsync_fd(fd, tmp);
+      guard.close_checked(tmp);
+      // link(2), unlike rename(2), never replaces: EEXIST means another creator won.
+      if (::link(tmp.c_str(), target.c_str()) == 0)
+        created = true;
+      else if (errno != EEXIST)
+        throw_errno("link " + tmp + " to " + target, errno);
+    } catch (...) {
+      ::unlink(tmp.c_str());
+      throw;
+    }
+    ::unlink(tmp.c_str());
+    fsync_dir(parent_of(target));
+    return created;
+  });
+}
+
 void local_store::put_file(const std::string& key, const std::string& local_path) {
   track_health(healthy_, [&] {
     auto target = path_of(key);

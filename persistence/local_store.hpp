@@ -34,6 +34,10 @@ public:
 
   void put_file(const std::string& key, const std::string& local_path) override;
   void put(const std::string& key, std::string_view bytes) override;
+  /// Writes a temporary file (fsynced), then `link(2)`s it to the key: link fails with EEXIST
+  /// when the key exists, so of several concurrent creators (threads or processes, also on NFS)
+  /// exactly one wins. The directory is fsynced after a successful link.
+  bool put_if_absent(const std::string& key, std::string_view bytes) override;
   std::optional<std::string> get(const std::string& key) override;
   std::vector<object_info> list(const std::string& prefix) override;
   void remove(const std::string& key) override;

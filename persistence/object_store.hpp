@@ -92,6 +92,13 @@ public:
   virtual void put_file(const std::string& key, const std::string& local_path) = 0;
   /// Stores `bytes` as `key` (replaces an existing object atomically).
   virtual void put(const std::string& key, std::string_view bytes) = 0;
+  /// Stores `bytes` as `key` only if no object `key` exists, atomically with respect to every
+  /// other `put_if_absent` of the same key (exclusive create: `link(2)` locally, a conditional
+  /// PUT with `If-None-Match: *` on S3). Returns false, writing nothing, when `key` exists (or, on
+  /// S3, while another conditional write of `key` is in progress: 409). A transport failure after
+  /// the object was created can make a retried request answer false: a caller that must know
+  /// reads the object back and compares. The lake commits snapshots with it.
+  virtual bool put_if_absent(const std::string& key, std::string_view bytes) = 0;
   /// The object's bytes, or nullopt when it does not exist.
   virtual std::optional<std::string> get(const std::string& key) = 0;
   /// Every object whose key starts with `prefix`, sorted by key.

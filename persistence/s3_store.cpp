@@ -35,6 +35,8 @@ constexpr size_t max_bucket_chars = 63;
 constexpr long http_ok_min = 200;
 constexpr long http_ok_max = 299;
 constexpr long http_not_found = 404;
+constexpr long http_conflict = 409;
+constexpr long http_precondition_failed = 412;
 constexpr long http_too_many_requests = 429;
 constexpr long http_server_error_min = 500;
 
@@ -365,6 +367,8 @@ struct s3_store::request {
   bool has_body = false;
   std::string payload_sha256;
   bool allow_not_found = false;
+  /// Conditional PUT: sends `If-None-Match: *` and returns 412 and 409 answers to the caller.
+  bool if_none_match = false;
   /// CompleteMultipartUpload may answer 200 with an <Error> body.
   bool error_in_ok_body = false;
 };
@@ -469,6 +473,8 @@ int s3_store::attempt(const request& req, response& res, std::string& curl_error
     headers.add("x-amz-security-token: " + cfg_.session_token);
   if (!req.content_type.empty())
     headers.add("Content-Type: " + req.content_type);
+  if (req.if_none_match)
+    headers.add("If-None-Match: *");
   // No "Expect:" header to suppress 100-continue: libcurl 7.88 would list the empty header among
   // the signed ones and the signature would not match. Large PUTs wait for "100 Continue".
 
@@ -545,6 +551,9 @@ s3_store::response s3_store::perform(const request& req) {
       return res;
     if (res.status == http_not_found && req.allow_not_found && code != "NoSuchBucket")
       return res;
+    if (req.if_none_match
+        && (res.status == http_precondition_failed || res.status == http_conflict))
+      return res;
     auto message = xml_text(res.body, "Message").value_or("");
     last_error = "HTTP " + std::to_string(res.status) + (code.empty() ? "" : " " + code)
                  + (message.empty() ? "" : ": " + message);
@@ -576,6 +585,24 @@ void s3_store::put(const std::string& key, std::string_view bytes) {
     req.has_body = true;
     req.payload_sha256 = sha256::of(bytes);
     perform(req);
+  });
+}
+
+bool s3_store::put_if_absent(const std::string& key, std::string_view bytes) {
+  return track_health(healthy_, [&] {
+    auto full = full_key(key);
+    request req;
+    req.method = "PUT";
+    req.what = url(key) + " (If-None-Match: *)";
+    req.url = object_url(full);
+    req.content_type = "application/octet-stream";
+    req.body.mem = bytes.data();
+    req.body.size = bytes.size();
+    req.has_body = true;
+    req.payload_sha256 = sha256::of(bytes);
+    req.if_none_match = true;
+    auto res = perform(req);
+    return res.status >= http_ok_min && res.status <= http_ok_max;
   });
 }
 

@@ -49,6 +49,11 @@ public:
 
   void put_file(const std::string& key, const std::string& local_path) override;
   void put(const std::string& key, std::string_view bytes) override;
+  /// PutObject with `If-None-Match: *` (S3 conditional writes, AWS since 2024-08; MinIO, R2, ...):
+  /// 412 PreconditionFailed and 409 ConditionalRequestConflict answer false. A server that
+  /// ignores the header overwrites instead: the lake probes for that once per table
+  /// (`lake::table::probe_exclusive_create`).
+  bool put_if_absent(const std::string& key, std::string_view bytes) override;
   std::optional<std::string> get(const std::string& key) override;
   std::vector<object_info> list(const std::string& prefix) override;
   void remove(const std::string& key) override;

@@ -102,6 +102,7 @@ std::string load_sinks(const caf::settings& sinks, const std::string& data_dir,
       lake_sink_config cfg;
       if (auto err = load_lake_config(kind, where, name, data_dir, cfg); !err.empty())
         return err;
+      cfg.writer_id = node; // watermark, files and lease are per node in a shared table
       spec.make = [cfg] { return std::make_unique<lake_sink>(cfg); };
     } else {
       return fmt::format("'{}.kind' is \"{}\", which is not a sink kind (known: file, lake)", where,

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "actors/metrics.hpp"
 #include "actors/option_table.hpp"
 #include "messages/event.hpp"
 
@@ -47,6 +48,12 @@ public:
   virtual ~sink() = default;
   /// Opens files or connections. `retry` makes the runner try again with backoff.
   virtual sink_status start(std::string& error) = 0;
+  /// Registers the sink kind's own `/metrics` (labels: the runner's, `sink="<name>"`); called
+  /// once by the runner before `start`. Default: none.
+  virtual void attach_metrics(metrics_registry& metrics, const metric_labels& labels) {
+    (void) metrics;
+    (void) labels;
+  }
   /// Delivers `events` (in offset order). On `retry` the same batch comes again (a buffering
   /// sink must not take it twice).
   virtual sink_status write(const event_batch& events, write_report& report) = 0;

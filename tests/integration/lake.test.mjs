@@ -255,7 +255,7 @@ try {
       assert.equal(readCurrent(tableDir).snapshot_id, 1, 'current still names snapshot 1');
       if (point === 'after-snapshot-write')
         assert.ok(fs.readdirSync(path.join(tableDir, '_meta')).some((n) => n.endsWith('2.json')),
-                  'snapshot 2 was written but not made current');
+                  'snapshot 2 was written (committed: the hint `current` is rolled forward at restart)');
       node = await start(conf, dir);
       await stop(node); // replay from the watermark, commit on drain
       const snap = await checkLocal(conf, dir, byId(first, second));

@@ -123,7 +123,8 @@ TEST(lake_table, commit_writes_the_snapshot_then_points_current_at_it) {
   EXPECT_EQ(reread.url(f2).rfind("file://", 0), 0u);
 }
 
-TEST(lake_table, a_snapshot_written_without_its_pointer_swap_is_not_current) {
+TEST(lake_table, a_snapshot_written_before_a_crash_is_committed_and_its_stale_hint_rolled_forward) {
+  // The snapshot's exclusive create is the commit point; `current` is only a hint.
   temp_dir dir;
   auto store = open_local(dir.path());
   table t{*store, "events"};
@@ -133,13 +134,17 @@ TEST(lake_table, a_snapshot_written_without_its_pointer_swap_is_not_current) {
     if (point == "after-snapshot-write")
       throw std::runtime_error("crash");
   });
-  EXPECT_THROW(t.commit({make_file("date=2024-11-22/hour=00", 2, 3, nov22)}, {}, {}, 3, nov22),
-               std::runtime_error);
+  auto f = make_file("date=2024-11-22/hour=00", 2, 3, nov22);
+  EXPECT_THROW(t.commit({f}, {}, {}, 3, nov22), std::runtime_error);
+  EXPECT_EQ(*store->get("events/_meta/current"), snapshot_file_name(1) + "\n") << "stale hint";
   table reread{*store, "events"};
   reread.open();
-  EXPECT_EQ(reread.current().id, 1u);
-  EXPECT_TRUE(reread.current().files.empty());
-  EXPECT_EQ(reread.history().size(), 2u); // the orphan snapshot is garbage, not current
+  EXPECT_EQ(reread.current().id, 2u);
+  ASSERT_EQ(reread.current().files.size(), 1u);
+  EXPECT_EQ(reread.current().offset_watermark, 3u);
+  EXPECT_TRUE(reread.publish_hint());
+  EXPECT_EQ(*store->get("events/_meta/current"), snapshot_file_name(2) + "\n");
+  EXPECT_FALSE(reread.publish_hint()) << "nothing to roll forward";
 }
 
 TEST(lake_table, expire_prunes_old_snapshots_and_unlisted_files_but_never_current) {

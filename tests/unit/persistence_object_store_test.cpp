@@ -101,6 +101,17 @@ TEST(object_store, local_put_replaces_an_object_whole_and_leaves_no_temporary_fi
   EXPECT_TRUE(store.healthy());
 }
 
+TEST(object_store, local_put_if_absent_creates_once_and_never_replaces) {
+  temp_dir dir;
+  sp::local_store a{dir.sub("lake")};
+  sp::local_store b{dir.sub("lake")}; // another writer on the same directory
+  EXPECT_TRUE(a.put_if_absent("t/_meta/snap-1", "from a"));
+  EXPECT_FALSE(b.put_if_absent("t/_meta/snap-1", "from b"));
+  EXPECT_FALSE(a.put_if_absent("t/_meta/snap-1", "from a again"));
+  EXPECT_EQ(b.get("t/_meta/snap-1"), std::optional<std::string>{"from a"});
+  EXPECT_EQ(files_under(dir.sub("lake")), std::vector<std::string>{"snap-1"}) << "no temp left";
+}
+
 TEST(object_store, local_put_file_moves_the_file_into_nested_directories_and_consumes_it) {
   temp_dir dir;
   sp::local_store store{dir.sub("lake")};
@@ -409,6 +420,14 @@ protected:
   }
   std::unique_ptr<s3_server> server_;
 };
+
+TEST_F(s3_object_store, s3_put_if_absent_is_a_conditional_put_answered_412_when_the_key_exists) {
+  auto store = server_->open();
+  EXPECT_TRUE(store->put_if_absent("t/_meta/snap-1", "from a"));
+  EXPECT_FALSE(store->put_if_absent("t/_meta/snap-1", "from b"));
+  EXPECT_EQ(store->get("t/_meta/snap-1"), std::optional<std::string>{"from a"});
+  EXPECT_TRUE(store->healthy()) << "a lost race is not a store failure";
+}
 
 TEST_F(s3_object_store, s3_put_get_list_remove_round_trip_through_the_signature_checking_proxy) {
   auto store = server_->open();

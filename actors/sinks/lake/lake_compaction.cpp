@@ -8,13 +8,18 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <random>
 #include <stdexcept>
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
+#include <simdjson.h>
+
+#include "messages/codec.hpp"
 
 namespace sluice::lake {
 
@@ -82,6 +87,7 @@ std::optional<file_entry> merge_group(table& t, const compaction_group& g,
   // events of the merged files: the sink's replay skip (by partition and offset range) and every
   // reader of the ranges see the same events as before the merge. Copying the inputs in
   // `min_offset` order keeps the rows in offset order.
+  out.writer = t.writer();
   out.min_offset = g.inputs.front().min_offset;
   out.max_offset = g.inputs.back().max_offset;
   try {
@@ -129,8 +135,12 @@ std::optional<file_entry> merge_group(table& t, const compaction_group& g,
 
 std::vector<compaction_group> plan_compaction(const snapshot& snap, const compact_options& opts) {
   std::map<std::string, std::vector<file_entry>> by_partition;
+  // Only the compacting writer's files: offsets of different writers come from different logs,
+  // so merging across writers would break "a file holds its partition's events between its
+  // min_offset and max_offset" (the replay skip), and another writer never has to reconcile a
+  // rewrite of its own files.
   for (auto& f : snap.files)
-    if (opts.partition.empty() || f.partition == opts.partition)
+    if ((opts.partition.empty() || f.partition == opts.partition) && snap.owned_by(f, opts.writer_id))
       by_partition[f.partition].push_back(f);
   std::vector<compaction_group> out;
   uint64_t planned_bytes = 0;
@@ -170,7 +180,10 @@ std::vector<compaction_group> plan_compaction(const snapshot& snap, const compac
 
 compact_result compact(table& t, const compact_options& opts) {
   compact_result result;
-  auto groups = plan_compaction(t.current(), opts);
+  // The table's writer compacts its own files: that is whose offsets the merged files hold.
+  auto own = opts;
+  own.writer_id = t.writer();
+  auto groups = plan_compaction(t.current(), own);
   if (groups.empty())
     return result;
   std::error_code ec;
@@ -197,8 +210,10 @@ compact_result compact(table& t, const compact_options& opts) {
     return result;
   if (opts.hook)
     opts.hook(compact_crash_point);
-  auto& cur = t.current();
-  auto& snap = t.commit(std::move(added), removed, cur.schema, cur.offset_watermark, opts.now_ms);
+  auto schema_entries = t.current().schema;
+  // The watermark stays; a concurrent commit that removed an input makes this `commit_conflict`.
+  auto& snap = t.commit(std::move(added), removed, std::move(schema_entries), std::nullopt,
+                        opts.now_ms);
   result.snapshot_id = snap.id;
   return result;
 }
@@ -270,6 +285,119 @@ writer_lock& writer_lock::operator=(writer_lock&& other) noexcept {
 writer_lock::~writer_lock() {
   if (fd_ >= 0)
     ::close(fd_); // releases the flock
+}
+
+// -- writer_lease ------------------------------------------------------------------------------
+
+namespace {
+
+std::string host_name() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0)
+    return "unknown";
+  return buf;
+}
+
+std::string random_instance() {
+  std::random_device rd;
+  return fmt::format("{:08x}{:08x}", rd(), rd());
+}
+
+} // namespace
+
+writer_lease::writer_lease(persistence::object_store& store, std::string key, std::string writer,
+                           std::chrono::milliseconds duration)
+  : store_(&store), key_(std::move(key)), writer_(std::move(writer)), duration_(duration),
+    host_(host_name()), instance_(random_instance()) {
+}
+
+std::string writer_lease::render(int64_t now_ms) const {
+  std::string out = "{\"writer\":";
+  append_json_string(out, writer_);
+  out += ",\"instance\":";
+  append_json_string(out, instance_);
+  out += ",\"host\":";
+  append_json_string(out, host_);
+  fmt::format_to(std::back_inserter(out), ",\"pid\":{},\"heartbeat_ms\":{},\"lease_ms\":{}}}\n",
+                 ::getpid(), now_ms, duration_.count());
+  return out;
+}
+
+bool writer_lease::held_by_other(const std::string& text, int64_t now_ms, std::string& error) const {
+  simdjson::dom::parser parser;
+  simdjson::dom::object obj;
+  if (parser.parse(text).get_object().get(obj))
+    return false; // unreadable: nobody's
+  std::string_view instance, host;
+  int64_t pid = 0, heartbeat = 0;
+  if (obj["instance"].get_string().get(instance) || obj["host"].get_string().get(host)
+      || obj["pid"].get_int64().get(pid) || obj["heartbeat_ms"].get_int64().get(heartbeat))
+    return false;
+  if (instance == instance_)
+    return false;
+  auto age = now_ms - heartbeat;
+  if (age >= duration_.count())
+    return false; // expired: the holder stopped renewing
+  // A holder on this host whose process is gone crashed: no need to wait for the expiry.
+  if (host == host_ && pid > 0 && pid != ::getpid() && ::kill(static_cast<pid_t>(pid), 0) != 0
+      && errno == ESRCH)
+    return false;
+  error = fmt::format("another process writes this table as writer '{}' (host {}, pid {}, lease "
+                      "renewed {} ms ago, {}): node names (sluice.node) must be unique among "
+                      "the writers of a table",
+                      writer_, host, pid, age, store_->url(key_));
+  return true;
+}
+
+std::optional<writer_lease> writer_lease::try_acquire(table& t, std::chrono::milliseconds duration,
+                                                      int64_t now_ms, std::string& error) {
+  writer_lease lease{t.store(), t.key("_meta/writers/" + t.writer() + ".json"), t.writer(),
+                     duration};
+  if (!lease.renew(now_ms, error, true))
+    return std::nullopt;
+  return lease;
+}
+
+bool writer_lease::renew(int64_t now_ms, std::string& error, bool force) {
+  if (store_ == nullptr) {
+    error = "the writer lease was released";
+    return false;
+  }
+  if (!force && now_ms - renewed_ms_ < duration_.count() / 3)
+    return true;
+  if (auto text = store_->get(key_); text && held_by_other(*text, now_ms, error))
+    return false;
+  store_->put(key_, render(now_ms));
+  renewed_ms_ = now_ms;
+  return true;
+}
+
+bool writer_lease::verify(int64_t now_ms, std::string& error) {
+  if (store_ == nullptr) {
+    error = "the writer lease was released";
+    return false;
+  }
+  auto text = store_->get(key_);
+  if (text && held_by_other(*text, now_ms, error))
+    return false;
+  if (!text || text->find(instance_) == std::string::npos || now_ms - renewed_ms_ >= duration_.count() / 3) {
+    store_->put(key_, render(now_ms)); // gone, expired and taken back, or due
+    renewed_ms_ = now_ms;
+  }
+  return true;
+}
+
+void writer_lease::release() noexcept {
+  if (store_ == nullptr)
+    return;
+  try {
+    auto text = store_->get(key_);
+    if (text && text->find(instance_) != std::string::npos)
+      store_->remove(key_);
+  } catch (const std::exception&) {
+    // nop: the lease expires by itself
+  }
+  store_ = nullptr;
 }
 
 } // namespace sluice::lake

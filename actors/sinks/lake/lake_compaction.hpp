@@ -7,6 +7,7 @@
 #include "actors/sinks/lake/lake_table.hpp"
 #include "persistence/parquet_writer.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -30,6 +31,8 @@ struct compact_options {
   uint64_t target_file_bytes = uint64_t{64} << 20;
   /// Only this partition (`date=YYYY-MM-DD/hour=HH`); empty: every partition.
   std::string partition;
+  /// Only this writer's files (`snapshot::owned_by`): a writer compacts its own files only.
+  std::string writer_id;
   /// Stop planning more groups once the inputs planned so far reach this many bytes (the first
   /// group is always planned); 0: no limit. Keeps one call bounded in time and memory.
   uint64_t max_input_bytes = 0;
@@ -68,13 +71,15 @@ struct compact_result {
   uint64_t snapshot_id = 0;
 };
 
-/// The merges `compact` would do on `snap` (pure; `--dry-run` prints it). Per partition, files are
+/// The merges `compact` would do on `snap` (pure; `--dry-run` prints it). Only files of
+/// `opts.writer_id` are considered (offsets are per writer). Per partition, files are
 /// taken in `min_offset` order and gathered into runs of consecutive files below
 /// `target_file_bytes` whose total stays within it; a run of at least `min_files` is a group.
 /// Groups never skip a file: a big file between small ones ends the run.
 std::vector<compaction_group> plan_compaction(const snapshot& snap, const compact_options& opts);
 
-/// Merges the planned groups of `t.current()`: per group, the inputs are read from the store one
+/// Merges the planned groups of `t.current()` (of `t.writer()`'s files, whatever
+/// `opts.writer_id` says): per group, the inputs are read from the store one
 /// at a time, their rows copied in offset order into one new file with the table's schema
 /// (`t.current().schema`) and `opts.writer`, written to `opts.staging_dir`, fsynced and moved into
 /// the partition (`put_file`); then ONE snapshot adds the merged files and removes the inputs
@@ -111,6 +116,51 @@ public:
 private:
   explicit writer_lock(int fd) : fd_(fd) {}
   int fd_ = -1;
+};
+
+/// A writer id's lease on a table: the object `<table>/_meta/writers/<writer>.json` (writer,
+/// random instance id, host, pid, heartbeat time, duration). Two processes with the same writer
+/// id (node name) on one table would share offsets and watermark: the second is refused.
+///
+/// Lifecycle: `try_acquire` reads the object; when another instance holds it and renewed it
+/// within `duration` (and, on this host, its pid is alive) it fails with an error naming host
+/// and pid; otherwise it writes its own record. `renew` rewrites the record when a third of the
+/// duration passed; `verify` (before each commit) re-reads it and fails when another live
+/// instance took it over; `release` (on stop) deletes it if it is still ours. A crashed holder on
+/// another host blocks its writer id for up to `duration`.
+/// Limits: the object is replaced with plain `put` (no compare-and-swap), so two instances that
+/// start within one round trip of each other can both believe they hold it; the next `verify`
+/// of the one whose record was overwritten fails. Not thread-safe.
+class writer_lease {
+public:
+  static std::optional<writer_lease> try_acquire(table& t, std::chrono::milliseconds duration,
+                                                 int64_t now_ms, std::string& error);
+  /// Rewrites the record when due (or `force`); false with `error` when another instance holds
+  /// the lease. Store errors throw.
+  bool renew(int64_t now_ms, std::string& error, bool force = false);
+  /// Re-reads the record: false with `error` when another live instance holds it; rewrites it
+  /// when it is missing, someone else's but expired, or due.
+  bool verify(int64_t now_ms, std::string& error);
+  /// Deletes the record if it is ours (best effort); later calls fail.
+  void release() noexcept;
+
+  const std::string& instance() const noexcept {
+    return instance_;
+  }
+
+private:
+  writer_lease(persistence::object_store& store, std::string key, std::string writer,
+               std::chrono::milliseconds duration);
+  std::string render(int64_t now_ms) const;
+  bool held_by_other(const std::string& text, int64_t now_ms, std::string& error) const;
+
+  persistence::object_store* store_;
+  std::string key_;
+  std::string writer_;
+  std::chrono::milliseconds duration_;
+  std::string host_;
+  std::string instance_;
+  int64_t renewed_ms_ = 0;
 };
 
 } // namespace sluice::lake

@@ -184,7 +184,13 @@ const option_table<lake_sink_config>& lake_sink_config::options() {
       .add(&lake_sink_config::compact_min_files, "compact-min-files",
            "a partition is compacted when it has at least this many consecutive small files ...")
       .add(&lake_sink_config::compact_target_bytes, "compact-target-bytes",
-           "... smaller than this many bytes; a merged file gathers small files up to this size");
+           "... smaller than this many bytes; a merged file gathers small files up to this size")
+      .add(&lake_sink_config::writer_lease, "writer-lease",
+           "how long this node's lease on the table lasts unrenewed: another process with the "
+           "same sluice.node writing the same table is refused while it is live")
+      .add(&lake_sink_config::commit_attempts, "commit-attempts",
+           "attempts of one commit while other nodes' writers keep committing first (each lost "
+           "race reloads the newest snapshot and re-applies this node's files)");
     return t;
   }();
   return table;
@@ -237,6 +243,8 @@ std::string lake_sink_config::validate() const {
                        compact_min_files);
   if (compact_target_bytes == 0)
     return "'compact-target-bytes' must be positive";
+  if (writer_lease.count() <= 0 || commit_attempts == 0)
+    return "'writer-lease' and 'commit-attempts' must be positive";
   if (is_s3(root)) {
     persistence::object_store_config store = lake_store_config(*this);
     if (auto err = store.validate(); !err.empty())
@@ -287,6 +295,7 @@ lake::compact_options lake_compact_options(const lake_sink_config& cfg) {
   out.target_file_bytes = cfg.compact_target_bytes;
   out.staging_dir = cfg.staging_dir;
   out.writer = lake_writer_options(cfg);
+  out.writer_id = cfg.writer_id;
   return out;
 }
 
@@ -356,10 +365,26 @@ sink_status lake_sink::start(std::string& error) {
   try {
     if (!store_)
       store_ = persistence::open_object_store(lake_store_config(cfg_));
-    auto t = std::make_unique<lake::table>(*store_, cfg_.table);
+    lake::commit_policy policy;
+    policy.max_attempts = static_cast<uint32_t>(cfg_.commit_attempts);
+    auto t = std::make_unique<lake::table>(*store_, cfg_.table, cfg_.writer_id, policy);
     t->set_hook([this](std::string_view point) { maybe_crash(point); });
     t->open();
+    // Concurrent writers rely on exclusive create: refuse a store that silently overwrites.
+    std::string why;
+    if (!t->probe_exclusive_create(why))
+      throw persistence::store_error(why + "; use a store with conditional writes (AWS S3, "
+                                           "MinIO, ...) or a local/shared directory",
+                                     false);
+    if (!lease_) {
+      lease_ = lake::writer_lease::try_acquire(
+        *t, std::chrono::duration_cast<std::chrono::milliseconds>(cfg_.writer_lease), now(), why);
+      if (!lease_)
+        throw std::runtime_error(why);
+    }
+    t->publish_hint(); // a crash after the snapshot, before the hint: roll the hint forward
     table_ = std::move(t);
+    reported_ = {};
   } catch (const std::exception& e) {
     // Even a permanent store error (bad credentials, a corrupt `current`) is the target's fault,
     // not the batch's: `retry` lets the engine's health check open the circuit instead of
@@ -382,7 +407,7 @@ sink_status lake_sink::start(std::string& error) {
   remember_current();
   partitions_.clear();
   last_compact_ms_ = now(); // the first compaction step comes one interval after start
-  taken_upto_ = seen_upto_ = table_->current().offset_watermark;
+  taken_upto_ = seen_upto_ = table_->current().watermark_of(cfg_.writer_id);
   healthy_ = true;
   return sink_status::ok;
 }
@@ -404,8 +429,37 @@ bool lake_sink::check(std::string& error) {
 void lake_sink::remember_current() {
   committed_.clear();
   committed_max_ = 0;
-  for (auto& f : table_->current().files)
-    remember(f);
+  // Only this writer's files: other nodes' offsets are positions in other logs.
+  auto& snap = table_->current();
+  for (auto& f : snap.files)
+    if (snap.owned_by(f, cfg_.writer_id))
+      remember(f);
+}
+
+void lake_sink::attach_metrics(metrics_registry& metrics, const metric_labels& labels) {
+  commits_total_ = &metrics.get_counter("sluice_lake_commits_total",
+                                        "Snapshots a lake sink committed (flushes and compactions)",
+                                        labels);
+  conflicts_total_ = &metrics.get_counter(
+    "sluice_lake_commit_conflicts_total",
+    "Commits that lost the race for a snapshot number to another writer and retried", labels);
+  exhausted_total_ = &metrics.get_counter(
+    "sluice_lake_commit_exhausted_total",
+    "Commits that gave up after commit-attempts lost races (retried later)", labels);
+  dropped_total_ = &metrics.get_counter(
+    "sluice_lake_commits_dropped_total",
+    "Compactions dropped because a concurrent commit removed one of their inputs", labels);
+}
+
+void lake_sink::report_commits() {
+  if (!table_ || commits_total_ == nullptr)
+    return;
+  auto& s = table_->stats();
+  commits_total_->inc(s.commits - reported_.commits);
+  conflicts_total_->inc(s.conflicts - reported_.conflicts);
+  exhausted_total_->inc(s.exhausted - reported_.exhausted);
+  dropped_total_->inc(s.dropped - reported_.dropped);
+  reported_ = s;
 }
 
 void lake_sink::remember(const lake::file_entry& f) {
@@ -592,8 +646,20 @@ sink_status lake_sink::flush(bool final, std::string& error) {
   for (auto& [name, buf] : partitions_)
     if (!buf.rows.empty() && (final || t - buf.first_arrival_ms >= max_age))
       due.push_back(name);
-  if (due.empty())
+  if (due.empty()) {
+    // Idle: keep the lease alive so no other process takes this writer id meanwhile.
+    try {
+      std::string why;
+      if (lease_ && !lease_->renew(t, why)) {
+        error = fmt::format("lake table {}: {}", cfg_.table, why);
+        healthy_ = false;
+        return sink_status::retry;
+      }
+    } catch (const std::exception&) {
+      // nop: the store is down; the next flush or commit renews
+    }
     return sink_status::ok;
+  }
   return flush_partitions(due, error);
 }
 
@@ -668,8 +734,13 @@ sink_status lake_sink::flush_partitions(const std::vector<std::string>& names,
     for (auto& name : names)
       added.push_back(write_file(name, partitions_.at(name)));
     maybe_crash("after-file-move");
+    std::string why;
+    if (!lease_ || !lease_->verify(now(), why))
+      throw std::runtime_error(why);
     table_->commit(added, {}, schema_, watermark_without(names), now());
+    report_commits();
   } catch (const std::exception& e) {
+    report_commits();
     // Files already moved into the table but not committed are garbage for `expire`; the rows
     // stay buffered and go into new files on the next attempt. Always `retry`, as in `start`:
     // the batch is not at fault, and `check` tells the engine whether the store is down.
@@ -709,12 +780,14 @@ void lake_sink::maybe_compact(int64_t now_ms) {
   opts.hook = [this](std::string_view point) { maybe_crash(point); };
   try {
     auto r = lake::compact(*table_, opts);
+    report_commits();
     if (r.snapshot_id != 0) {
       ++compactions_;
       // The merged files replace their inputs' offset ranges by their union (same events).
       remember_current();
     }
   } catch (const std::exception&) {
+    report_commits();
     // nop: `current` is unchanged (a merged file already moved is garbage for `expire`); the
     // next step, an interval later, tries again. The written data is safe either way.
   }
@@ -735,6 +808,9 @@ void lake_sink::stop() {
   // Buffered rows are not lost: the watermark kept their offsets out of the consumer offset, so
   // they are replayed after a restart. The engine calls flush(true) before stop on a drain.
   partitions_.clear();
+  if (lease_)
+    lease_->release(); // another process may take this writer id from now on
+  lease_.reset();
   table_.reset();
   store_.reset();
   lock_.reset(); // `sluice lake compact` may commit from now on

@@ -58,6 +58,14 @@ struct lake_sink_config {
   size_t compact_min_files = 2;
   /// ... smaller than this (bytes); a merged file gathers small files up to this size.
   size_t compact_target_bytes = size_t{64} << 20;
+  /// How long a writer's lease on the table (`_meta/writers/<writer>.json`) lasts without
+  /// renewal: a second process with the same node name is refused while it is live.
+  caf::timespan writer_lease = std::chrono::seconds{30};
+  /// Attempts of one commit when other writers keep taking the snapshot number first.
+  size_t commit_attempts = 16;
+  /// This node's writer id in the table (`sluice.node`; set by the sink registry, not an option):
+  /// watermark, files and lease are per writer.
+  std::string writer_id = "node-1";
 
   static const option_table<lake_sink_config>& options();
   /// Empty when valid; otherwise what is wrong, naming the option.
@@ -123,6 +131,7 @@ public:
   ~lake_sink() override;
 
   sink_status start(std::string& error) override;
+  void attach_metrics(metrics_registry& metrics, const metric_labels& labels) override;
   sink_status write(const event_batch& events, write_report& report) override;
   log_offset durable_upto(log_offset accepted_upto) const override;
   sink_status flush(bool final, std::string& error) override;
@@ -174,6 +183,8 @@ private:
   log_offset watermark_without(const std::vector<std::string>& flushed) const;
   void maybe_compact(int64_t now_ms);
   void remember_current();
+  /// Adds what the table's commits did since the last call to the `/metrics` counters.
+  void report_commits();
   int64_t now() const;
 
   lake_sink_config cfg_;
@@ -196,6 +207,14 @@ private:
   size_t compactions_ = 0;
   /// Held from `start` to `stop`: no other writer (`sluice lake compact`) commits meanwhile.
   std::optional<lake::writer_lock> lock_;
+  /// Held from `start` to `stop`: no other process commits as this writer id.
+  std::optional<lake::writer_lease> lease_;
+  /// `/metrics` counters (null until `attach_metrics`) and the table stats already added to them.
+  counter* commits_total_ = nullptr;
+  counter* conflicts_total_ = nullptr;
+  counter* exhausted_total_ = nullptr;
+  counter* dropped_total_ = nullptr;
+  lake::commit_stats reported_;
   std::string crash_at_;
   bool healthy_ = false;
 };

@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 #include <stdexcept>
+#include <thread>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -29,8 +30,10 @@ constexpr std::string_view snap_prefix = "snap-";
 constexpr std::string_view snap_suffix = ".json";
 constexpr std::string_view part_prefix = "part-";
 constexpr std::string_view part_suffix = ".parquet";
-/// Version of the snapshot JSON layout, written as `format`.
-constexpr int snapshot_format = 1;
+/// Version of the snapshot JSON layout, written as `format` (2: per-writer state and file
+/// writers; format 1 is read as one unnamed writer).
+constexpr int snapshot_format = 2;
+constexpr std::string_view probe_name = "exclusive-create-probe";
 
 int64_t floor_div(int64_t a, int64_t b) {
   auto q = a / b;
@@ -58,8 +61,13 @@ void append_file(std::string& out, const file_entry& f) {
   append_json_string(out, f.partition);
   fmt::format_to(std::back_inserter(out),
                  ",\"rows\":{},\"bytes\":{},\"min_ts\":{},\"max_ts\":{},\"min_offset\":{},"
-                 "\"max_offset\":{}}}",
+                 "\"max_offset\":{}",
                  f.rows, f.bytes, f.min_ts, f.max_ts, f.min_offset, f.max_offset);
+  if (!f.writer.empty()) {
+    out += ",\"writer\":";
+    append_json_string(out, f.writer);
+  }
+  out += '}';
 }
 
 void append_files(std::string& out, std::string_view name, const std::vector<file_entry>& files) {
@@ -108,6 +116,9 @@ bool parse_files(simdjson::dom::object obj, std::string_view key, std::vector<fi
                           key);
       return false;
     }
+    std::string_view writer;
+    if (!f["writer"].get_string().get(writer))
+      e.writer.assign(writer);
     out.push_back(std::move(e));
   }
   return true;
@@ -196,12 +207,30 @@ std::string snapshot_file_name(uint64_t id) {
   return fmt::format("{}{:0{}}{}", snap_prefix, id, snapshot_id_digits, snap_suffix);
 }
 
+log_offset snapshot::watermark_of(const std::string& id) const {
+  auto it = writers.find(id);
+  if (it != writers.end())
+    return it->second.offset_watermark;
+  return legacy() ? writers.begin()->second.offset_watermark : 0;
+}
+
 std::string render_snapshot(const snapshot& s) {
   std::string out;
   fmt::format_to(std::back_inserter(out),
                  "{{\"format\":{},\"snapshot_id\":{},\"parent\":{},\"timestamp_ms\":{},"
-                 "\"offset_watermark\":{},\n\"schema\":[",
+                 "\"offset_watermark\":{},\"writer\":",
                  snapshot_format, s.id, s.parent, s.timestamp_ms, s.offset_watermark);
+  append_json_string(out, s.writer);
+  out += ",\n\"writers\":{";
+  bool first = true;
+  for (auto& [id, w] : s.writers) {
+    out += first ? "\n  " : ",\n  ";
+    first = false;
+    append_json_string(out, id);
+    fmt::format_to(std::back_inserter(out), ":{{\"offset_watermark\":{},\"committed_ms\":{}}}",
+                   w.offset_watermark, w.committed_ms);
+  }
+  out += "},\n\"schema\":[";
   for (size_t i = 0; i < s.schema.size(); ++i) {
     out += i == 0 ? "\n  {\"name\":" : ",\n  {\"name\":";
     append_json_string(out, s.schema[i].name);
@@ -236,6 +265,25 @@ std::optional<snapshot> parse_snapshot(std::string_view json, std::string& error
     error = "missing one of snapshot_id, parent, timestamp_ms, offset_watermark";
     return std::nullopt;
   }
+  std::string_view writer;
+  if (!obj["writer"].get_string().get(writer))
+    s.writer.assign(writer);
+  simdjson::dom::object writers;
+  if (!obj["writers"].get_object().get(writers)) {
+    for (auto field : writers) {
+      simdjson::dom::object w;
+      writer_state st;
+      if (field.value.get_object().get(w) || !get_field(w, "offset_watermark", st.offset_watermark)
+          || !get_field(w, "committed_ms", st.committed_ms)) {
+        error = fmt::format("writer '{}' lacks offset_watermark or committed_ms", field.key);
+        return std::nullopt;
+      }
+      s.writers.emplace(std::string{field.key}, st);
+    }
+  } else {
+    // Format 1: one unnamed writer.
+    s.writers.emplace(std::string{}, writer_state{s.offset_watermark, s.timestamp_ms});
+  }
   simdjson::dom::array schema;
   if (obj["schema"].get_array().get(schema)) {
     error = "'schema' is missing or not an array";
@@ -266,8 +314,10 @@ std::optional<snapshot> parse_snapshot(std::string_view json, std::string& error
   return s;
 }
 
-table::table(persistence::object_store& store, std::string name)
-  : store_(store), name_(std::move(name)) {
+table::table(persistence::object_store& store, std::string name, std::string writer,
+             commit_policy policy)
+  : store_(store), name_(std::move(name)), writer_(std::move(writer)), policy_(policy),
+    jitter_(std::random_device{}()) {
 }
 
 std::string table::key(std::string_view relative) const {
@@ -281,56 +331,181 @@ std::string table::url(const file_entry& f) const {
   return store_.url(key(f.path));
 }
 
-void table::open() {
-  current_ = snapshot{};
-  auto pointer_key = key(std::string{meta_dir} + std::string{current_name});
-  auto pointer = store_.get(pointer_key);
-  if (!pointer)
-    return;
-  auto name = *pointer;
-  while (!name.empty() && (name.back() == '\n' || name.back() == '\r' || name.back() == ' '))
-    name.pop_back();
-  if (!is_snapshot_key(name))
-    throw std::runtime_error(fmt::format("{} does not name a snapshot: \"{}\"", pointer_key, name));
-  auto snap_key = key(std::string{meta_dir} + name);
+std::optional<snapshot> table::load(uint64_t id) {
+  auto snap_key = key(std::string{meta_dir} + snapshot_file_name(id));
   auto text = store_.get(snap_key);
   if (!text)
-    throw std::runtime_error(
-      fmt::format("{} names {}, which does not exist", pointer_key, snap_key));
+    return std::nullopt;
   std::string error;
   auto parsed = parse_snapshot(*text, error);
   if (!parsed)
     throw std::runtime_error(fmt::format("{} is not a valid snapshot: {}", snap_key, error));
-  current_ = std::move(*parsed);
+  return parsed;
+}
+
+void table::open() {
+  auto pointer_key = key(std::string{meta_dir} + std::string{current_name});
+  uint64_t start = 0;
+  if (auto pointer = store_.get(pointer_key)) {
+    auto name = *pointer;
+    while (!name.empty() && (name.back() == '\n' || name.back() == '\r' || name.back() == ' '))
+      name.pop_back();
+    if (!is_snapshot_key(name))
+      throw std::runtime_error(
+        fmt::format("{} does not name a snapshot: \"{}\"", pointer_key, name));
+    auto digits = name.substr(snap_prefix.size(), name.size() - snap_prefix.size() - snap_suffix.size());
+    start = std::strtoull(digits.c_str(), nullptr, 10);
+  }
+  hint_id_ = start;
+  snapshot newest;
+  if (start > 0) {
+    auto s = load(start);
+    if (!s) {
+      // The hinted snapshot was expired (the hint lagged behind other writers): the highest
+      // snapshot in `_meta/` is the place to probe from.
+      start = 0;
+      for (auto& obj : store_.list(key(meta_dir))) {
+        auto base = base_name(obj.key);
+        if (!is_snapshot_key(base))
+          continue;
+        auto digits = std::string{base.substr(
+          snap_prefix.size(), base.size() - snap_prefix.size() - snap_suffix.size())};
+        start = std::max<uint64_t>(start, std::strtoull(digits.c_str(), nullptr, 10));
+      }
+      if (start > 0) {
+        s = load(start);
+        if (!s)
+          throw std::runtime_error(fmt::format("{}: snapshot {} vanished while the table was "
+                                               "opened (expired concurrently?); open again",
+                                               name_, start));
+      }
+    }
+    if (s)
+      newest = std::move(*s);
+  }
+  // Snapshot ids are dense (n is only created from n-1): probe forward past the hint.
+  while (auto next = load(newest.id + 1))
+    newest = std::move(*next);
+  current_ = std::move(newest);
+}
+
+bool table::publish_hint() {
+  if (current_.id == 0 || current_.id == hint_id_)
+    return false;
+  store_.put(key(std::string{meta_dir} + std::string{current_name}),
+             snapshot_file_name(current_.id) + "\n");
+  hint_id_ = current_.id;
+  return true;
+}
+
+bool table::probe_exclusive_create(std::string& error) {
+  auto probe = key(std::string{meta_dir} + std::string{probe_name});
+  auto body = fmt::format("{{\"writer\":\"{}\"}}\n", writer_);
+  store_.put_if_absent(probe, body); // created now, or by an earlier probe
+  if (!store_.put_if_absent(probe, body))
+    return true;
+  error = fmt::format("the store {} ignores conditional writes (PUT If-None-Match: * replaced "
+                      "an existing object): concurrent writers could overwrite each other's "
+                      "snapshots",
+                      store_.url(probe));
+  return false;
 }
 
 const snapshot& table::commit(std::vector<file_entry> added,
                               const std::vector<std::string>& removed_paths,
-                              std::vector<column_entry> schema, log_offset watermark,
-                              int64_t now_ms) {
-  snapshot next;
-  next.id = current_.id + 1;
-  next.parent = current_.id;
-  next.timestamp_ms = now_ms;
-  next.schema = std::move(schema);
-  next.offset_watermark = watermark;
-  std::set<std::string> removed_set(removed_paths.begin(), removed_paths.end());
-  for (auto& f : current_.files) {
-    if (removed_set.count(f.path) != 0)
-      next.removed.push_back(f);
-    else
-      next.files.push_back(f);
-  }
+                              std::vector<column_entry> schema,
+                              std::optional<log_offset> watermark, int64_t now_ms) {
   for (auto& f : added)
-    next.files.push_back(f);
-  next.added = std::move(added);
-  auto name = snapshot_file_name(next.id);
-  store_.put(key(std::string{meta_dir} + name), render_snapshot(next));
-  if (hook_)
-    hook_("after-snapshot-write");
-  store_.put(key(std::string{meta_dir} + std::string{current_name}), name + "\n");
-  current_ = std::move(next);
-  return current_;
+    if (f.writer.empty())
+      f.writer = writer_;
+  // Reload first: the in-memory snapshot may be old (an idle writer), and deriving from an
+  // expired snapshot could re-create an expired snapshot number.
+  open();
+  auto delay = policy_.backoff;
+  for (uint32_t attempt = 1;; ++attempt) {
+    const auto& base = current_;
+    snapshot next;
+    next.id = base.id + 1;
+    next.parent = base.id;
+    next.timestamp_ms = now_ms;
+    next.schema = schema;
+    next.writer = writer_;
+    next.writers = base.writers;
+    bool claim_legacy = base.legacy() && !writer_.empty();
+    if (claim_legacy) {
+      // The first named writer of a format-1 table takes its (one) writer's state and files.
+      auto legacy_state = next.writers.begin()->second;
+      next.writers.clear();
+      next.writers[writer_] = legacy_state;
+    }
+    auto& mine = next.writers[writer_];
+    if (watermark)
+      mine.offset_watermark = *watermark;
+    mine.committed_ms = now_ms;
+    next.offset_watermark = mine.offset_watermark;
+    std::set<std::string> removed_set(removed_paths.begin(), removed_paths.end());
+    size_t removed_found = 0;
+    for (auto f : base.files) {
+      if (claim_legacy && f.writer.empty())
+        f.writer = writer_;
+      if (removed_set.count(f.path) != 0) {
+        next.removed.push_back(std::move(f));
+        ++removed_found;
+      } else {
+        next.files.push_back(std::move(f));
+      }
+    }
+    if (removed_found != removed_set.size()) {
+      ++stats_.dropped;
+      throw commit_conflict(fmt::format(
+        "table {}: {} of the {} files this commit removes are no longer in snapshot {} (another "
+        "commit removed them); the commit is dropped",
+        name_, removed_set.size() - removed_found, removed_set.size(), base.id));
+    }
+    for (auto& f : added)
+      next.files.push_back(f);
+    next.added = added;
+    auto name = snapshot_file_name(next.id);
+    auto snap_key = key(std::string{meta_dir} + name);
+    auto text = render_snapshot(next);
+    bool created = store_.put_if_absent(snap_key, text);
+    if (!created) {
+      // A lost race, unless a retried request created it for us (a lost response).
+      auto existing = store_.get(snap_key);
+      created = existing && *existing == text;
+    }
+    if (created) {
+      ++stats_.commits;
+      if (hook_)
+        hook_("after-snapshot-write");
+      current_ = std::move(next);
+      // The hint: a failure here does not undo the commit (readers probe past a stale hint).
+      try {
+        store_.put(key(std::string{meta_dir} + std::string{current_name}), name + "\n");
+        hint_id_ = current_.id;
+      } catch (const persistence::store_error&) {
+        // nop: the next commit or `publish_hint` writes it
+      }
+      return current_;
+    }
+    ++stats_.conflicts;
+    if (attempt >= policy_.max_attempts) {
+      ++stats_.exhausted;
+      open();
+      throw persistence::store_error(
+        fmt::format("table {}: commit gave up after {} attempts: each time another writer "
+                    "committed snapshot {} first",
+                    name_, attempt, next.id),
+        true);
+    }
+    // Equal jitter: half the delay fixed, half random, so racing writers spread out.
+    auto half = delay.count() / 2;
+    auto wait = std::chrono::milliseconds{
+      half + (half > 0 ? static_cast<long>(jitter_() % static_cast<unsigned long>(half + 1)) : 0)};
+    std::this_thread::sleep_for(wait);
+    delay = std::min(delay * 2, policy_.max_backoff);
+    open();
+  }
 }
 
 std::vector<snapshot> table::history() {
@@ -352,6 +527,7 @@ std::vector<snapshot> table::history() {
 
 expire_result table::expire(std::chrono::milliseconds retention, int64_t now_ms) {
   expire_result result;
+  open(); // "never the newest" must mean the newest now, not the one this writer saw last
   const int64_t cutoff = now_ms - retention.count();
   std::set<std::string> kept_files;  // listed by a snapshot that stays
   std::set<std::string> known_files; // listed by a snapshot that goes
@@ -366,7 +542,7 @@ expire_result table::expire(std::chrono::milliseconds retention, int64_t now_ms)
     auto s = parse_snapshot(*text, error);
     if (!s)
       continue; // not ours to judge: left alone
-    bool keep = s->id == current_.id || s->timestamp_ms >= cutoff;
+    bool keep = s->id >= current_.id || s->timestamp_ms >= cutoff;
     for (auto& f : s->files)
       (keep ? kept_files : known_files).insert(f.path);
     if (!keep) {

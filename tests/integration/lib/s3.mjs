@@ -12,6 +12,9 @@
 //          until SIGTERM/SIGINT, or with --watch-stdin also until its stdin closes (so a crashed
 //          parent that spawned it with a stdin pipe leaves nothing behind).
 //
+// Conditional writes: a PUT with `If-None-Match: *` of an existing key answers 412
+// PreconditionFailed, as S3 does (s3rver itself ignores the header; the proxy checks).
+//
 // Fault injection (tests of retries): `POST <endpoint>/__sluice/fail-next?count=N&status=503&code=SlowDown`
 // makes the next N S3 requests fail with that status and S3 error code (not signed, proxy only).
 // `maxPutBytes` (--max-put-bytes) lowers S3's 5 GiB limit of a single PutObject (EntityTooLarge),
@@ -187,6 +190,26 @@ export async function startS3({ bucket = 'lake', secret = 'S3RVER', accessKey = 
     else req.pipe(up);
   };
 
+  // Conditional writes (`PUT` with `If-None-Match: *`), as S3 answers them since 2024-08:
+  // 412 PreconditionFailed when the key exists. s3rver ignores the header, so the proxy decides:
+  // the existence check and the in-flight mark happen in one turn of the event loop, so of two
+  // concurrent conditional PUTs of one key exactly one is forwarded.
+  const creating = new Set();
+  const conditionalPut = (req, res, body) => {
+    const key = decodeURIComponent(req.url.split('?')[0]);
+    const file = path.join(dir, `${key.slice(1)}._S3rver_object`);
+    if (creating.has(key) || fs.existsSync(file)) {
+      stats.preconditionFailed = (stats.preconditionFailed ?? 0) + 1;
+      if (!body) req.resume();
+      sendError(res, 412, 'PreconditionFailed', 'At least one of the pre-conditions you specified did not hold',
+        { Condition: 'If-None-Match' });
+      return;
+    }
+    creating.add(key);
+    res.on('close', () => creating.delete(key));
+    forward(req, res, body);
+  };
+
   const server = http.createServer((req, res) => {
     if (req.url.startsWith('/__sluice/fail-next')) {
       const q = new URL(req.url, 'http://x').searchParams;
@@ -223,8 +246,10 @@ export async function startS3({ bucket = 'lake', secret = 'S3RVER', accessKey = 
       return;
     }
     const payloadHash = req.headers['x-amz-content-sha256'];
+    const send = req.method === 'PUT' && req.headers['if-none-match'] === '*' && !isPartUpload
+      ? conditionalPut : forward;
     if (payloadHash === 'UNSIGNED-PAYLOAD') {
-      forward(req, res, null);
+      send(req, res, null);
     } else if (/^[0-9a-f]{64}$/.test(payloadHash)) {
       const chunks = [];
       req.on('data', (c) => chunks.push(c));
@@ -237,7 +262,7 @@ export async function startS3({ bucket = 'lake', secret = 'S3RVER', accessKey = 
             "The provided 'x-amz-content-sha256' header does not match what was computed.",
             { ClientComputedContentSHA256: payloadHash, S3ComputedContentSHA256: actual });
         } else {
-          forward(req, res, body);
+          send(req, res, body);
         }
       });
     } else {
