@@ -191,6 +191,17 @@ void pump(self_ptr self) {
       });
 }
 
+/// The log's head moved to `head`: read and send what the peer lacks.
+void on_head(self_ptr self, log_offset head) {
+  auto& st = self->state;
+  if (head > st.head) {
+    st.head = head;
+    st.head_known = true;
+  }
+  pump(self);
+  report(self); // backlog and lag move with the head even while the peer is down
+}
+
 } // namespace
 
 caf::behavior forwarder(caf::stateful_actor<forwarder_state>* self, forwarder_deps deps) {
@@ -228,15 +239,7 @@ caf::behavior forwarder(caf::stateful_actor<forwarder_state>* self, forwarder_de
       report(self);
       pump(self);
     },
-    [self](head_atom, log_offset head) {
-      auto& st = self->state;
-      if (head > st.head) {
-        st.head = head;
-        st.head_known = true;
-      }
-      pump(self);
-      report(self); // backlog and lag move with the head even while the peer is down
-    },
+    [self](head_atom, log_offset head) { on_head(self, head); },
     [self](head_atom, log_offset head, const caf::message& dispatched) {
       auto& st = self->state;
       // Live path: caught up, nothing being read or retried, room in the window: the
@@ -247,18 +250,10 @@ caf::behavior forwarder(caf::stateful_actor<forwarder_state>* self, forwarder_de
           && dispatched.match_element<committed_batch>(1)) {
         auto& b = dispatched.get_as<committed_batch>(1);
         if (!b.events.empty() && b.events.front().offset == st.sent_upto + 1
-            && b.upto == b.events.back().offset) {
+            && b.upto == b.events.back().offset)
           send_chunk(self, b.events, b.upto);
-          st.head = std::max(st.head, b.upto);
-          st.head_known = true;
-        }
       }
-      if (head > st.head) {
-        st.head = head;
-        st.head_known = true;
-      }
-      pump(self);
-      report(self);
+      on_head(self, head);
     },
     [self](retry_atom) {
       self->state.retry_scheduled = false;

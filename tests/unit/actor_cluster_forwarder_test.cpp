@@ -62,26 +62,20 @@ struct forwarder_test : actor_test {
   ingest_log_actor log;
   caf::actor peer;
   caf::actor fwd;
+  log_reader_actor fwd_reader;
 
   /// A log holding `events` (committed), this node "a" in a ring of `members`, and a forwarder
   /// to "b" (not yet told that b is up).
   void start(event_batch events, std::vector<std::string> members = {"a", "b", "c"},
              log_offset acked = 0) {
-    ingest_log_deps deps;
-    deps.env = env_.get();
-    deps.metrics = &metrics_;
-    deps.consumers.push_back({"sink.a", consumer_spec::slice::all, 0, 1});
-    log = spawn(ingest_log, std::move(deps));
-    caf::anon_send(log, connect_atom_v, std::vector<consumer_actor>{spawn(capture_consumer, sink)});
-    caf::anon_send(log, replay_atom_v);
-    run();
+    log = spawn_capturing_log(sink);
     append(std::move(events));
     views->set(std::make_shared<cluster::view>("a", cluster::hash_ring{members, 64}, 1));
     peer = spawn(fake_peer, peer_rec);
     cluster::forwarder_deps fd;
     fd.self = "a";
     fd.peer = "b";
-    fd.reader = spawn(log_reader, env_.get(), &metrics_);
+    fd.reader = fwd_reader = spawn(log_reader, env_.get(), &metrics_);
     fd.parent = spawn(fake_parent, parent_rec);
     fd.views = views;
     fd.metrics = &metrics_;
@@ -214,6 +208,22 @@ TEST_F(forwarder_test, nothing_counts_as_acknowledged_while_the_ring_lacks_the_p
     if (b_keeps(e.device_id) || b_keeps(e.profile_id))
       expected.insert(e.id);
   EXPECT_EQ(peer_rec->ids(), expected);
+}
+
+TEST_F(forwarder_test, a_caught_up_forwarder_sends_a_dispatched_batch_without_reading_the_log) {
+  start({}, {"a", "b"});
+  caf::anon_send(fwd, peer_atom_v, peer);
+  run(); // reads once: the log is empty
+  caf::anon_send_exit(caf::actor_cast<caf::actor>(fwd_reader), caf::exit_reason::kill);
+  run();
+  auto events = events_for(3);
+  for (size_t i = 0; i < events.size(); ++i)
+    events[i].offset = i + 1;
+  caf::anon_send(fwd, head_atom_v, log_offset{3},
+                 caf::make_message(dispatch_atom_v, committed_batch{events, 3}));
+  run();
+  EXPECT_EQ(peer_rec->ids(), (std::set<std::string>{"e0", "e1", "e2"}));
+  EXPECT_EQ(parent_rec->acked, 3u);
 }
 
 TEST(cluster_view, a_node_holds_the_keys_it_owns_or_replicates_and_owns_only_its_own) {

@@ -21,13 +21,7 @@ struct membership_test : actor_test {
 
   /// Node "a" with a log and the given (fake) profile shards.
   void start(std::vector<shard_actor> profile_shards = {}) {
-    ingest_log_deps ld;
-    ld.env = env_.get();
-    ld.metrics = &metrics_;
-    ld.consumers.push_back({"sink.a", consumer_spec::slice::all, 0, 1});
-    log = spawn(ingest_log, std::move(ld));
-    caf::anon_send(log, connect_atom_v, std::vector<consumer_actor>{spawn(capture_consumer, sink)});
-    caf::anon_send(log, replay_atom_v);
+    log = spawn_capturing_log(sink);
     cluster::cluster_deps deps;
     deps.self = "a";
     deps.http = "http://127.0.0.1:1";

@@ -3,6 +3,7 @@
 // Runs actors on CAF's deterministic test coordinator inside GoogleTest: nothing runs until the
 // test says so, timers fire only when the test advances the clock.
 
+#include "actors/ingest_log.hpp"
 #include "actors/interfaces.hpp"
 #include "actors/metrics.hpp"
 #include "persistence/lmdb.hpp"
@@ -104,6 +105,20 @@ protected:
     auto handle = sys_.spawn(fn, std::forward<Ts>(xs)...);
     tracked_.push_back(caf::actor_cast<caf::actor>(handle));
     return handle;
+  }
+
+  /// An ingest log over the test environment, dispatching at once to one consumer (`sink.a`,
+  /// every event) that records into `out`.
+  ingest_log_actor spawn_capturing_log(std::shared_ptr<captured> out) {
+    ingest_log_deps deps;
+    deps.env = env_.get();
+    deps.metrics = &metrics_;
+    deps.consumers.push_back({"sink.a", consumer_spec::slice::all, 0, 1});
+    auto log = spawn(ingest_log, std::move(deps));
+    caf::anon_send(log, connect_atom_v, std::vector<consumer_actor>{spawn(capture_consumer, out)});
+    caf::anon_send(log, replay_atom_v);
+    run();
+    return log;
   }
 
   /// Runs every runnable actor until nothing is left.

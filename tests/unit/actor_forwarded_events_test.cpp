@@ -5,11 +5,13 @@
 // log and LMDB.
 
 #include "actor_fixture.hpp"
+#include "keeping_sink.hpp"
 
 #include "actors/aggregator.hpp"
 #include "actors/catalog.hpp"
 #include "actors/ingest_log.hpp"
 #include "actors/sink_runner.hpp"
+#include "tests/unit/keeping_sink.hpp"
 
 using namespace sluice;
 using namespace sluice::testing;
@@ -20,25 +22,6 @@ namespace {
 constexpr int64_t minute = 60'000;
 constexpr int64_t t0 = 1'732'233'600'000; // 2024-11-22T00:00:00Z
 
-/// A sink that accepts every write and keeps what it got.
-struct recording_sink : sink {
-  std::vector<event> written;
-  sink_status start(std::string&) override {
-    return sink_status::ok;
-  }
-  sink_status write(const event_batch& events, write_report&) override {
-    written.insert(written.end(), events.begin(), events.end());
-    return sink_status::ok;
-  }
-  bool healthy() const override {
-    return true;
-  }
-  void stop() override {
-  }
-  std::string_view guarantee() const override {
-    return "test";
-  }
-};
 
 dead_letter_actor::behavior_type no_dead_letters(dead_letter_actor::pointer,
                                                  std::shared_ptr<size_t> letters) {
@@ -89,7 +72,7 @@ struct forwarded_test : actor_test {
 };
 
 struct forwarded_sink_test : forwarded_test {
-  std::shared_ptr<recording_sink> target = std::make_shared<recording_sink>();
+  std::shared_ptr<keeping_sink> target = std::make_shared<keeping_sink>();
   std::shared_ptr<size_t> letters = std::make_shared<size_t>(0);
   sink_actor runner;
 

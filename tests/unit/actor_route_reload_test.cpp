@@ -2,6 +2,7 @@
 // versions across restarts.
 
 #include "actor_fixture.hpp"
+#include "keeping_sink.hpp"
 
 #include "actors/ingest_log.hpp"
 #include "actors/route_history.hpp"
@@ -16,31 +17,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-/// A sink that keeps what it is given.
-struct keeping_sink : sink {
-  std::vector<event> written;
-  sink_status start(std::string&) override {
-    return sink_status::ok;
-  }
-  sink_status write(const event_batch& events, write_report&) override {
-    written.insert(written.end(), events.begin(), events.end());
-    return sink_status::ok;
-  }
-  bool healthy() const override {
-    return true;
-  }
-  void stop() override {
-  }
-  std::string_view guarantee() const override {
-    return "test";
-  }
-  std::vector<std::string> ids() const {
-    std::vector<std::string> out;
-    for (auto& e : written)
-      out.push_back(e.id);
-    return out;
-  }
-};
 
 dead_letter_actor::behavior_type no_dead_letters(dead_letter_actor::pointer) {
   return {

@@ -160,3 +160,61 @@ TEST_F(console_live_feed, snapshots_closer_than_the_minimum_interval_share_one_s
   EXPECT_EQ(number(parse(b)["ingest"]["received"]), 0);
   EXPECT_EQ(std::string_view(parse(b)["node"]["health"]), "ready");
 }
+
+TEST_F(console_live_feed, the_cluster_view_is_embedded_verbatim_and_left_out_without_one) {
+  EXPECT_EQ(parse(live.sample(t0, 1)).at_key("cluster").error(), simdjson::NO_SUCH_FIELD)
+    << "a node without a cluster view has no \"cluster\" key";
+  const std::string view
+    = R"({"enabled":true,"self":"node-1","ring_version":5,"replicas":2,)"
+      R"("members":[{"name":"node-1","address":"127.0.0.1:7101","http":"http://127.0.0.1:8081",)"
+      R"("state":"up","self":true,"last_heard_ms":0,"share":0.334},)"
+      R"({"name":"node-2","address":"127.0.0.1:7102","http":"http://127.0.0.1:8082",)"
+      R"("state":"down","self":false,"last_heard_ms":4200,"share":0}],)"
+      R"("forwarders":[{"peer":"node-2","state":"down","acked_upto":123,"sent_upto":130,)"
+      R"("head":140,"backlog_events":17,"in_flight_events":7,"resent_events":0}],)"
+      R"("replication":{"pending_batches":0,"last_lag_ms":2}})";
+  console_live clustered{metrics, console_node_info{"node-1", "v", 0, nullptr, [&] { return view; }}};
+  auto json = clustered.sample(t0, 1);
+  EXPECT_NE(json.find(",\"cluster\":" + view + ","), std::string::npos) << json;
+  auto doc = parse(json);
+  auto cluster = doc["cluster"];
+  EXPECT_EQ(bool(cluster["enabled"]), true);
+  EXPECT_EQ(number(cluster["ring_version"]), 5);
+  auto members = simdjson::dom::array(cluster["members"]);
+  ASSERT_EQ(members.size(), 2u);
+  EXPECT_EQ(std::string_view(members.at(1)["state"]), "down");
+  EXPECT_EQ(number(cluster["forwarders"].at(0)["backlog_events"]), 17);
+  EXPECT_EQ(std::string_view(doc["node"]["id"]), "node-1") << "the rest of the snapshot is intact";
+}
+
+TEST_F(console_live_feed, a_cluster_view_that_is_not_a_json_object_is_named_and_the_snapshot_stays_valid) {
+  std::string view = R"({"enabled":true,"members":[)"; // cut short
+  console_live clustered{metrics, console_node_info{"node-1", "v", 0, nullptr, [&] { return view; }}};
+  auto doc = parse(clustered.sample(t0, 1));
+  EXPECT_EQ(doc.at_key("cluster").error(), simdjson::NO_SUCH_FIELD);
+  EXPECT_NE(std::string_view(doc["cluster_error"]).find("not JSON"), std::string_view::npos);
+  view = "[1,2]";
+  doc = parse(clustered.sample(t0 + 1s, 2));
+  EXPECT_EQ(std::string_view(doc["cluster_error"]), "the cluster view is not a JSON object");
+  view = "";
+  doc = parse(clustered.sample(t0 + 2s, 3));
+  EXPECT_EQ(doc.at_key("cluster").error(), simdjson::NO_SUCH_FIELD);
+  EXPECT_EQ(doc.at_key("cluster_error").error(), simdjson::NO_SUCH_FIELD) << "empty: no view yet";
+}
+
+TEST_F(console_live_feed, the_cluster_view_is_asked_once_per_sample_not_once_per_open_console) {
+  int calls = 0;
+  console_live slow{metrics,
+                    console_node_info{"n", "v", 0, nullptr,
+                                      [&] {
+                                        ++calls;
+                                        return std::string{R"({"enabled":false})"};
+                                      }},
+                    std::chrono::hours{1}};
+  auto a = slow.snapshot();
+  auto b = slow.snapshot();
+  auto c = slow.snapshot();
+  EXPECT_EQ(calls, 1) << "three open consoles within one interval share one cluster view";
+  EXPECT_EQ(a, c);
+  EXPECT_EQ(bool(parse(b)["cluster"]["enabled"]), false);
+}
