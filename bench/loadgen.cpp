@@ -5,6 +5,7 @@
 //                  --events-per-batch=100 --duration-s=10 --inflight=8 --devices-per-connection=1
 //                  [--payload=playback|reference] [--rate=EVENTS_PER_S] [--total-events=N]
 //                  [--devices=per-connection|distinct] [--profiles=per-device|none]
+//                  [--ports=P1,P2,... (instead of --port: connection i goes to port i mod n)]
 //
 // Payloads (`--payload`):
 // - `playback` (default): each connection plays `devices-per-connection` devices (one device per
@@ -25,6 +26,8 @@
 // received within the run window count towards the rates; outstanding frames are drained (up to a
 // grace period) before exit. `--total-events` ends the run once that many events were acked
 // (the rate is then over the time it took; `--duration-s` stays the upper bound).
+// `--ports` spreads the connections round robin over several gateways (a local cluster, see
+// bench/cluster.sh); the summary then covers all of them (one latency distribution).
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -76,6 +79,8 @@ enum class payload { playback, reference };
 struct options {
   std::string host = "127.0.0.1";
   uint16_t port = 8080;
+  /// --ports: connection i talks to ports[i % size]; empty: every connection to `port`.
+  std::vector<uint16_t> ports;
   mode m = mode::ws_msgpack;
   std::string mode_name = "ws-msgpack";
   size_t connections = 4;
@@ -101,6 +106,10 @@ struct options {
   bool binary() const {
     return m == mode::ws_msgpack || m == mode::http_msgpack;
   }
+  /// The gateway port of connection `idx`.
+  uint16_t port_of(size_t idx) const {
+    return ports.empty() ? port : ports[idx % ports.size()];
+  }
 };
 
 [[noreturn]] void usage(const std::string& error) {
@@ -112,7 +121,7 @@ struct options {
                "[--threads=N (client io threads)]\n"
                "  [--payload=playback|reference] [--rate=EVENTS_PER_S (offered, all connections)]\n"
                "  [--total-events=N] [--devices=per-connection|distinct] [--device-offset=N]\n"
-               "  [--profiles=per-device|none]\n";
+               "  [--profiles=per-device|none] [--ports=P1,P2,... (connections round robin)]\n";
   std::exit(2);
 }
 
@@ -149,6 +158,22 @@ options parse(int argc, char** argv) {
       if (p > 65535)
         usage("--port out of range");
       o.port = static_cast<uint16_t>(p);
+    } else if (name == "ports") {
+      o.ports.clear();
+      size_t start = 0;
+      while (start <= value.size()) {
+        auto comma = value.find(',', start);
+        auto item = value.substr(start, comma == std::string::npos ? std::string::npos
+                                                                   : comma - start);
+        auto p = parse_count(name, item);
+        if (p > 65535)
+          usage("--ports: port " + item + " out of range");
+        o.ports.push_back(static_cast<uint16_t>(p));
+        if (comma == std::string::npos)
+          break;
+        start = comma + 1;
+      }
+      o.port = o.ports.front();
     } else if (name == "mode") {
       o.mode_name = value;
       if (value == "ws-msgpack")
@@ -536,11 +561,11 @@ public:
   ws_conn(net::io_context& ioc, const options& o, run_state& rs, size_t idx, conn_stats& st)
     : o_(o), rs_(rs), st_(st), resolver_(net::make_strand(ioc)),
       ws_(resolver_.get_executor()), timer_(resolver_.get_executor()), maker_(o, idx),
-      pacer_(o, idx) {
+      pacer_(o, idx), port_(o.port_of(idx)) {
   }
 
   void start() {
-    resolver_.async_resolve(o_.host, std::to_string(o_.port),
+    resolver_.async_resolve(o_.host, std::to_string(port_),
                             [self = shared_from_this()](beast::error_code ec,
                                                         tcp::resolver::results_type r) {
                               if (ec)
@@ -556,7 +581,7 @@ private:
         if (ec)
           return self->fail("connect", ec);
         beast::get_lowest_layer(self->ws_).socket().set_option(tcp::no_delay(true));
-        self->ws_.async_handshake(self->o_.host + ":" + std::to_string(self->o_.port),
+        self->ws_.async_handshake(self->o_.host + ":" + std::to_string(self->port_),
                                   "/v1/stream", [self](beast::error_code ec) {
                                     if (ec)
                                       return self->fail("handshake", ec);
@@ -654,6 +679,7 @@ private:
   net::steady_timer timer_;
   batch_maker maker_;
   pacer pacer_;
+  uint16_t port_; ///< the gateway this connection talks to (--port or one of --ports)
   bool waiting_ = false;
   beast::flat_buffer rbuf_;
   std::string frame_;
@@ -670,11 +696,11 @@ public:
   http_conn(net::io_context& ioc, const options& o, run_state& rs, size_t idx, conn_stats& st)
     : o_(o), rs_(rs), st_(st), resolver_(net::make_strand(ioc)),
       stream_(resolver_.get_executor()), timer_(resolver_.get_executor()), maker_(o, idx),
-      pacer_(o, idx) {
+      pacer_(o, idx), port_(o.port_of(idx)) {
   }
 
   void start() {
-    resolver_.async_resolve(o_.host, std::to_string(o_.port),
+    resolver_.async_resolve(o_.host, std::to_string(port_),
                             [self = shared_from_this()](beast::error_code ec,
                                                         tcp::resolver::results_type r) {
                               if (ec)
@@ -750,6 +776,7 @@ private:
   net::steady_timer timer_;
   batch_maker maker_;
   pacer pacer_;
+  uint16_t port_; ///< the gateway this connection talks to (--port or one of --ports)
   beast::flat_buffer buf_;
   http::request<http::string_body> req_;
   http::response<http::string_body> res_;

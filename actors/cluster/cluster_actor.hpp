@@ -141,6 +141,8 @@ struct cluster_state {
   bool checkpointing = false;
   bool settled = false;
   caf::actor_clock::time_point started;
+  /// When the last heartbeat tick ran (a late tick suspends the silence check once).
+  caf::actor_clock::time_point last_tick;
   std::vector<caf::response_promise> settle_waiters;
   std::vector<caf::response_promise> drains;
   /// Forwards being appended and remote queries being answered, by ticket.

@@ -99,6 +99,28 @@ TEST_F(membership_test, a_silent_peer_is_marked_down_after_the_failure_timeout_a
   EXPECT_EQ(metrics_.value("sluice_cluster_ownership_moves_total"), moves + 1);
 }
 
+TEST_F(membership_test, a_starved_node_does_not_take_its_own_lateness_for_a_silent_peer) {
+  start();
+  auto b = spawn(quiet_peer);
+  auto hello = [&](auto atom) {
+    caf::send_as(b, node, atom, member_info{"b", "127.0.0.1:7102", "http://b"},
+                 std::vector<member_info>{});
+  };
+  hello(hello_atom_v);
+  run();
+  // The heartbeat tick runs 1.5 s late (a busy machine): b's heartbeats could be queued behind it.
+  advance(std::chrono::milliseconds{1500});
+  EXPECT_EQ(state_of("b"), "up");
+  hello(heartbeat_atom_v); // the queued heartbeat
+  run();
+  advance(std::chrono::milliseconds{100});
+  EXPECT_EQ(state_of("b"), "up");
+  // Without another word from b, the timeout applies again.
+  for (int i = 0; i < 11; ++i)
+    advance(std::chrono::milliseconds{100});
+  EXPECT_EQ(state_of("b"), "down");
+}
+
 TEST_F(membership_test, a_peer_whose_actor_goes_down_is_marked_down_at_once) {
   start();
   auto b = spawn(quiet_peer);
