@@ -571,7 +571,9 @@ ingest_log_actor::behavior_type ingest_log(self_ptr self, ingest_log_deps deps) 
                 : self->spawn<caf::linked>(log_reader, st.deps.env, st.deps.metrics);
   st.chunk_events = st.deps.catch_up_events > 0
                       ? st.deps.catch_up_events
-                      : std::max(st.deps.window_events / 2, ingest_log_deps::default_catch_up_events);
+                      : std::max(st.deps.window_events / 2,
+                                 std::min(ingest_log_deps::default_catch_up_events,
+                                          st.deps.window_events * 2));
   st.links.resize(st.deps.consumers.size());
   for (size_t i = 0; i < st.links.size(); ++i)
     st.links[i].sent_upto = st.offsets[st.deps.consumers[i].name];

@@ -60,7 +60,8 @@ struct ingest_log_deps {
   /// consumer further behind catches up from LMDB in shared chunks (`catch_up_events`).
   size_t window_events = 32768;
   /// Log events per catch-up read; one read serves every lagging consumer at that position.
-  /// 0: the larger of `window_events / 2` and `default_catch_up_events`.
+  /// 0: `default_catch_up_events`, but at most twice the window (a small window is a memory bound
+  /// the operator chose; catch-up keeps up to `max_cached_chunks` chunks) and at least half of it.
   size_t catch_up_events = 0;
   /// Larger chunks mean fewer entity messages and state encodes per event in the shards (with
   /// ~10,000 devices, 16,384 events are ~1.6 per device), at the price of memory while catching

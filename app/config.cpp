@@ -90,7 +90,7 @@ node_config::node_config() {
     .add(catch_up_events, "catch-up-events",
          "events per catch-up read of the stored log, shared by every consumer at that position "
          "(restart replay, lagging consumers); larger is faster and holds more memory (up to 3 "
-         "decoded chunks); 0: the larger of consumer-window-events/2 and 65536");
+         "decoded chunks); 0: 65536, at most twice and at least half consumer-window-events");
   opt_group{custom_options_, "cluster"}
     .add(cluster_port, "port",
          "TCP port this node publishes its cluster actor on (CAF middleman); 0: a single node, "

@@ -160,7 +160,8 @@ int serve(node_config& cfg) {
           if (!status.ready.load())
             return std::string{"starting"};
           return gate && !gate->open.load() ? std::string{"overloaded"} : std::string{"ready"};
-        }},
+        },
+        nodes.cluster_status},
       std::chrono::milliseconds{std::max<uint32_t>(1, cfg.gateway.live_interval_ms) / 2});
     cfg.gateway.live_snapshot = [live] { return live->snapshot(); };
     for (auto& ep : gateway::access_endpoints(access, endpoints)) // login, audit, endpoint list

@@ -4,6 +4,7 @@
 #include "messages/codec.hpp"
 
 #include <fmt/format.h>
+#include <simdjson.h>
 
 #include <algorithm>
 #include <cmath>
@@ -63,6 +64,26 @@ struct group {
   std::map<std::string, double> values;
   std::map<std::string, double> rates;
 };
+
+/// Appends `,"cluster":<doc>` when `doc` is one JSON object, else `,"cluster_error":"<why>"`
+/// (empty: nothing, the node has no cluster view yet).
+void append_cluster(std::string& out, const std::string& doc) {
+  if (doc.empty())
+    return;
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  auto err = parser.parse(doc).get(root);
+  if (err == simdjson::SUCCESS && root.is_object()) {
+    out += ",\"cluster\":";
+    out += doc;
+    return;
+  }
+  out += ",\"cluster_error\":";
+  append_json_string(out, err != simdjson::SUCCESS
+                            ? fmt::format("the cluster view is not JSON: {}",
+                                          simdjson::error_message(err))
+                            : std::string{"the cluster view is not a JSON object"});
+}
 
 } // namespace
 
@@ -231,6 +252,17 @@ std::string console_live::sample_locked(clock::time_point now, int64_t now_ms) {
   out += ",\"health\":";
   append_json_string(out, node_.health ? node_.health() : std::string{"ready"});
   out += "}";
+  // the cluster view (GET /v1/cluster), verbatim
+  if (node_.cluster) {
+    std::string doc;
+    try {
+      doc = node_.cluster();
+    } catch (const std::exception& e) {
+      out += ",\"cluster_error\":";
+      append_json_string(out, fmt::format("the cluster view failed: {}", e.what()));
+    }
+    append_cluster(out, doc);
+  }
   // ingest and delivery
   out += ",\"ingest\":{\"received\":" + num(received) + ",\"accepted\":" + num(accepted)
          + ",\"rejected\":" + num(rejected) + ",\"bytes\":" + num(bytes)

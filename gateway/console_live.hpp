@@ -17,13 +17,17 @@ class metrics_registry;
 
 namespace sluice::gateway {
 
-/// What the live feed says about the node itself (the console's cluster panel lists it).
+/// What the live feed says about the node itself and its cluster (the console's cluster page).
 struct console_node_info {
   std::string id;        ///< `sluice.node`
   std::string version;   ///< the build's version
   int64_t started_ms = 0; ///< wall-clock start, epoch ms
   /// `ready`, `starting`, `stopping` or `overloaded` (null: always `ready`).
   std::function<std::string()> health;
+  /// The `GET /v1/cluster` document (docs/cluster.md), embedded as the snapshot's `"cluster"`
+  /// (null: omitted). Called once per sample, under the feed's mutex, from an io thread: it must
+  /// answer quickly (a cached view, or a short bounded request) and never call back into the feed.
+  std::function<std::string()> cluster = {};
 };
 
 /// The quantile `q` (0..1) of the observations counted in `buckets` (non-cumulative, one per bound
@@ -39,7 +43,9 @@ double histogram_quantile(double q, const std::vector<double>& bounds,
 /// rates against the previous sample (counters only; the first sample has rates 0 and
 /// `"interval_s":0`), ack-latency quantiles over the observations since the previous sample, events
 /// rejected by reason, per-consumer backlog, per-sink health and counts, entity actors per kind,
-/// and the node (id, address, uptime, health).
+/// the node (id, address, uptime, health) and, when `console_node_info::cluster` is set, the
+/// cluster view verbatim (checked to be one JSON object; anything else is left out and named in
+/// `"cluster_error"`, so one bad document cannot break the console's parse of the whole snapshot).
 ///
 /// Lifecycle: one per node, made before the gateway starts; `set_address` once the port is bound.
 /// Concurrency: `snapshot` is called from io threads (once per open live socket per interval): a

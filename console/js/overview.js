@@ -2,6 +2,7 @@
 // rejections and consumer backlog, all from the live feed.
 
 import { LiveChart } from './chart.js';
+import { summary as clusterSummary } from './cluster.js';
 import { live } from './live.js';
 import { compact, duration, empty, grouped, h, latency, mount, stat } from './ui.js';
 
@@ -25,10 +26,13 @@ export function render(root) {
   const cRejections = chartBox('Rejections', 'events/s', 'chart-rejections');
   const cBacklog = chartBox('Backlog per consumer', 'events', 'chart-backlog');
   const reasons = h('div');
+  // "cluster: 3/3 up", only when the node is part of a cluster; links to the cluster page.
+  const clusterBadge = h('a.pill', { href: '#/cluster', dataset: { testid: 'cluster-badge' }, title: 'members up / members' });
+  clusterBadge.hidden = true;
   const waiting = h('div.empty', h('strong', 'Waiting for the live feed…'), h('span', 'The node pushes a snapshot every second over /v1/admin/live.'));
 
   mount(root,
-    h('div.page-head', h('h1', 'Overview'), h('span.sub', 'live, pushed by the node every second')),
+    h('div.page-head', h('h1', 'Overview'), h('span.sub', 'live, pushed by the node every second'), clusterBadge),
     waiting,
     h('div.grid.stats', sIn.el, sOut.el, sAccepted.el, sBacklog.el, sP99.el, sUptime.el),
     h('div.grid.charts', cThroughput.card, cLatency.card, cRejections.card, cBacklog.card),
@@ -75,6 +79,12 @@ export function render(root) {
   const unsubscribe = live.subscribe((snap, history) => {
     waiting.hidden = true;
     root.dataset.samples = history.length; // how much the charts hold (the browser test waits on it)
+    const cs = clusterSummary(snap);
+    clusterBadge.hidden = !cs.enabled;
+    if (cs.enabled) {
+      clusterBadge.textContent = `cluster: ${cs.up}/${cs.total} up`;
+      clusterBadge.dataset.state = cs.up === cs.total ? 'ok' : cs.up * 2 > cs.total ? 'warn' : 'bad';
+    }
     sIn.set(...fmtPair(snap.ingest.in_per_s, 'events/s'), `${compact(snap.ingest.bytes_per_s)} B/s · ${snap.ingest.connections} connections`);
     sOut.set(...fmtPair(snap.out.per_s, 'events/s'), `${grouped(snap.out.delivered)} delivered · ${grouped(snap.out.dropped)} dropped`);
     sAccepted.set(grouped(snap.ingest.accepted), '', `${grouped(snap.ingest.rejected)} rejected · ${grouped(snap.ingest.received)} received`);

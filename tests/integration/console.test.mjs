@@ -43,6 +43,25 @@ const BROKEN_LINE = 3;
 const BROKEN_ROUTES = GOOD_ROUTES.replace('when = "type == \\"error\\""', 'when = "type == "');
 const FIXED_ROUTES = GOOD_ROUTES.replace('; routes of the console test', '; routes of the console test, fixed in the browser');
 
+// A clustered live snapshot (the parts the cluster page reads), rendered without a cluster.
+const CLUSTER_FIXTURE = {
+  v: 1, t: Date.now(),
+  node: { id: 'node-1', address: '127.0.0.1:8081', version: '0.1.0', started_ms: Date.now() - 60000, uptime_s: 60, health: 'ready' },
+  cluster: {
+    enabled: true, self: 'node-1', ring_version: 5, replicas: 2,
+    members: [
+      { name: 'node-1', address: '127.0.0.1:7101', http: 'http://127.0.0.1:8081', state: 'up', self: true, last_heard_ms: 0, share: 0.334 },
+      { name: 'node-2', address: '127.0.0.1:7102', http: 'http://127.0.0.1:8082', state: 'up', self: false, last_heard_ms: 120, share: 0.333 },
+      { name: 'node-3', address: '127.0.0.1:7103', http: 'javascript:alert(1)', state: 'down', self: false, last_heard_ms: 4200, share: 0.333 },
+    ],
+    forwarders: [
+      { peer: 'node-2', state: 'up', acked_upto: 140, sent_upto: 140, head: 140, backlog_events: 0, in_flight_events: 0, resent_events: 0 },
+      { peer: 'node-3', state: 'down', acked_upto: 123, sent_upto: 130, head: 140, backlog_events: 17, in_flight_events: 7, resent_events: 2 },
+    ],
+    replication: { pending_batches: 0, last_lag_ms: 2 },
+  },
+};
+
 fs.writeFileSync(confFile, `
 [sluice]
 node = "console-node"
@@ -284,13 +303,77 @@ try {
     await page.getByTestId('continue-watching').waitFor();
     await page.goto(`${url}#/trending`);
     await page.locator('[data-testid=trending] tbody tr').first().waitFor();
-    await page.goto(`${url}#/cluster`);
-    await page.locator('[data-testid=cluster-nodes] tr[data-node=console-node]').filter({ hasText: 'ready' }).waitFor();
     if (adminToken) {
       await page.goto(`${url}#/access`);
       await page.locator('[data-testid=audit] tr').filter({ hasText: 'routes.update' }).first().waitFor();
       await page.locator('[data-testid=endpoints] tr').filter({ hasText: '/console/{file}' }).filter({ hasText: 'open' }).waitFor();
     }
+  });
+
+  await step('the cluster page of a single node lists it as the one member, up, with every key, and says how to start a cluster', async () => {
+    await page.goto(`${url}#/cluster`);
+    const row = page.locator('[data-testid=cluster-members] tbody tr[data-node=console-node]');
+    await row.filter({ hasText: 'up' }).waitFor();
+    assert.equal(await page.locator('[data-testid=cluster-members] tbody tr').count(), 1);
+    assert.equal(await row.getAttribute('data-state'), 'up');
+    assert.equal(await row.getAttribute('data-self'), 'true');
+    assert.equal(await row.locator('.self-mark').textContent(), 'self');
+    assert.match(await row.locator('.share').textContent(), /^100\.0%$/);
+    await page.getByTestId('cluster-hint').filter({ hasText: 'sluice cluster up --nodes 3' }).waitFor();
+    assert.match(await page.getByTestId('cluster-self').textContent(), /· ready ·/, 'this node\'s health');
+    assert.equal(await page.getByTestId('cluster-forwarders').count(), 0, 'no forwarders on a single node');
+    assert.equal(await page.getByTestId('chart-forward-backlog').isVisible(), false);
+    // With the cluster core in this build, the row comes from its view embedded in the live feed.
+    const api = await call(node, 'GET', '/v1/cluster', undefined, adminToken);
+    if (api.status === 200) {
+      assert.equal(api.json.enabled, false);
+      const fed = await page.evaluate(async () => (await import('/console/js/live.js')).live.latest.cluster);
+      assert.equal(fed && fed.enabled, false, `live feed's cluster: ${JSON.stringify(fed)}`);
+      assert.equal(fed.members.length, 1);
+      assert.equal(fed.members[0].name, 'console-node');
+    }
+    await page.goto(`${url}#/overview`);
+    await page.getByTestId('stat-accepted').locator('.v').filter({ hasNotText: /^—$/ }).waitFor();
+    assert.equal(await page.getByTestId('cluster-badge').isVisible(), false, 'no cluster badge on a single node');
+  });
+
+  await step('a clustered snapshot renders members with states, shares and gateway links, forwarders, replication and the ring', async () => {
+    await page.goto(`${url}#/cluster`);
+    await page.locator('[data-testid=cluster-members] tbody tr').first().waitFor();
+    const sum = await page.evaluate(async (fixture) => {
+      const m = await import('/console/js/cluster.js');
+      const box = document.createElement('div');
+      box.id = 'cluster-fixture';
+      box.append(...m.view(fixture));
+      document.getElementById('page').replaceChildren(box);
+      return m.summary(fixture);
+    }, CLUSTER_FIXTURE);
+    assert.deepEqual(sum, { enabled: true, up: 2, total: 3 });
+    const box = page.locator('#cluster-fixture');
+    const rows = box.locator('[data-testid=cluster-members] tbody tr');
+    assert.equal(await rows.count(), 3);
+    assert.deepEqual(await rows.evaluateAll((trs) => trs.map((tr) => [tr.dataset.node, tr.dataset.state])),
+      [['node-1', 'up'], ['node-2', 'up'], ['node-3', 'down']]);
+    const n1 = box.locator('tr[data-node=node-1]');
+    const n3 = box.locator('tr[data-node=node-3]');
+    assert.equal(await n1.locator('.self-mark').count(), 1);
+    assert.equal(await box.locator('tr[data-node=node-2] .self-mark').count(), 0);
+    assert.equal(await n3.locator('.pill').getAttribute('data-state'), 'bad', 'down is red');
+    assert.equal(await n1.locator('.pill').getAttribute('data-state'), 'ok', 'up is green');
+    assert.match(await n1.locator('.share').textContent(), /^33\.4%$/);
+    assert.equal(await n1.locator('.bar > span').evaluate((el) => el.style.width), '33.4%');
+    assert.equal(await box.locator('tr[data-node=node-2] a').getAttribute('href'), 'http://127.0.0.1:8082/console/');
+    assert.equal(await n3.locator('a').count(), 0, 'a non-http gateway address is not a link');
+    assert.match(await n3.textContent(), /4s ago/);
+    const fwd = box.locator('[data-testid=cluster-forwarders] tbody tr[data-peer=node-3]');
+    assert.deepEqual(await fwd.locator('td').allTextContents(), ['node-3', 'down', '123', '130', '140', '17', '7', '2']);
+    assert.equal(await box.locator('[data-testid=cluster-forwarders] tbody tr').count(), 2);
+    assert.equal(await box.getByTestId('cluster-up').locator('.v').textContent(), '2/3');
+    assert.equal(await box.getByTestId('cluster-ring').locator('.v').textContent(), '5');
+    assert.equal(await box.getByTestId('cluster-backlog').locator('.v').textContent(), '17');
+    assert.match(await box.getByTestId('cluster-replication').textContent(), /last lag 2 ms/);
+    assert.equal(await box.getByTestId('cluster-hint').count(), 0, 'no single-node hint in a cluster');
+    await page.goto(`${url}#/overview`); // the real page again
   });
 
   await step('a full-page screenshot of the overview is written and kept as docs/console.png', async () => {
