@@ -284,6 +284,34 @@ std::vector<endpoint> node_endpoints(const node_handles& nodes, metrics_registry
                  [status = nodes.cluster_status](const http_request&, responder respond) {
                    respond(json_response(200, status()));
                  }});
+  out.push_back({"DELETE", "/v1/admin/cluster/members/{name}", scope::admin,
+                 "forgets a cluster member that is down on every node: the logs stop keeping "
+                 "events for it (docs/cluster.md)",
+                 [cluster = nodes.cluster](const http_request& req, responder respond) {
+                   if (!cluster) {
+                     respond(json_response(404, "{\"error\":\"this node is not in a cluster\"}"));
+                     return;
+                   }
+                   auto name = req.params.at("name");
+                   query_reply reply;
+                   reply.fn = [respond, name](query_reply::status st, std::string json) {
+                     std::string body = "{\"error\":";
+                     switch (st) {
+                       case query_reply::status::found:
+                         respond(json_response(200, std::move(json)));
+                         return;
+                       case query_reply::status::not_found:
+                         append_json_string(body, "no cluster member named " + name);
+                         respond(json_response(404, body + ",\"field\":\"name\"}"));
+                         return;
+                       case query_reply::status::failed:
+                         append_json_string(body, json);
+                         respond(json_response(409, body + ",\"field\":\"name\"}"));
+                         return;
+                     }
+                   };
+                   caf::anon_send(cluster, forget_atom_v, name, std::move(reply));
+                 }});
   for (auto& e : aggregate_endpoints(nodes))
     out.push_back(std::move(e));
   for (auto& e : routes_endpoints(nodes)) // hot reload of routes

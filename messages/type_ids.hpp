@@ -209,6 +209,7 @@ CAF_ADD_ATOM(sluice, sluice, head_atom, "head")
 CAF_ADD_ATOM(sluice, sluice, peer_atom, "peer")
 CAF_ADD_ATOM(sluice, sluice, acked_atom, "acked")
 CAF_ADD_ATOM(sluice, sluice, settle_atom, "settle")
+CAF_ADD_ATOM(sluice, sluice, forget_atom, "forget")
 
 CAF_END_TYPE_ID_BLOCK(sluice)
 

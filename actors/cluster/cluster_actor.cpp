@@ -246,6 +246,9 @@ void record_acks(self_ptr self) {
     cp.entries.emplace_back(std::string{acked_prefix} + name, persistence::encode_be64(m.acked_upto));
     low = std::min(low, m.acked_upto);
   }
+  for (auto& name : st.forgotten) // an empty value deletes the key
+    cp.entries.emplace_back(std::string{acked_prefix} + name, std::string{});
+  st.forgotten.clear();
   low = std::max(low, st.checkpointed); // a new peer starts at the checkpoint: never lower
   cp.done_upto = low;
   st.checkpointing = true;
@@ -365,6 +368,23 @@ void tick(self_ptr self) {
       connect(self, m.info.address);
   check_settled(self);
   render_status(self);
+}
+
+/// Forgets the down peer `name` (see `cluster_state`); an empty result, or why not.
+std::string forget(self_ptr self, const std::string& name) {
+  auto& st = self->state;
+  auto i = st.members.find(name);
+  if (i == st.members.end())
+    return "unknown";
+  if (i->second.state == cluster_state::member_state::up)
+    return name + " is up; stop it (and remove it from cluster.seeds) before forgetting it";
+  self->send_exit(i->second.forwarder, caf::exit_reason::user_shutdown);
+  st.members.erase(i);
+  st.forgotten.insert(name);
+  log_json("warn", "cluster peer forgotten: the log no longer keeps events for it",
+           {{"peer", name}});
+  rebuild_view(self, name + " forgotten");
+  return {};
 }
 
 } // namespace
@@ -545,6 +565,26 @@ caf::behavior cluster_actor(caf::stateful_actor<cluster_state>* self, cluster_de
       else
         rp.deliver(caf::make_error(caf::sec::runtime_error, std::move(error)));
     },
+    // Forgetting a peer that is down: asked here (local, with a reply) and passed on to every
+    // peer (remote, no reply).
+    [self](forget_atom, std::string& name, query_reply& reply) {
+      auto why = forget(self, name);
+      if (why == "unknown") {
+        reply.fn(query_reply::status::not_found, {});
+        return;
+      }
+      if (!why.empty()) {
+        reply.fn(query_reply::status::failed, why);
+        return;
+      }
+      for (auto& [peer, m] : self->state.members)
+        if (m.handle)
+          self->send(m.handle, forget_atom_v, name);
+      std::string body = "{\"forgotten\":";
+      append_json_string(body, name);
+      reply.fn(query_reply::status::found, body + "}");
+    },
+    [self](forget_atom, std::string& name) { forget(self, name); },
     // Queries: the owner answers.
     [self](query_atom, uint8_t kind, std::string& key, std::string& what, query_reply& reply) {
       auto space = static_cast<state_space>(kind);

@@ -113,6 +113,9 @@ inline constexpr const char* cluster_consumer = "cluster";
 /// keep their `origin`, so only the shards apply them) and answered once durable.
 /// Queries: a device or profile query goes to the key's owner (this node's shard, or the owner's
 /// cluster actor, which asks its shard).
+/// Forgetting: a peer that is down can be forgotten (`DELETE /v1/admin/cluster/members/{name}`,
+/// passed on to every peer): its forwarder stops and its stored acknowledgement is deleted, so it
+/// no longer holds the log; if it ever says hello again it joins as a new node.
 ///
 /// Concurrency: one actor; forwarders and the middleman run in parallel. Limits: see
 /// `forwarder_state`; the ring keeps `vnodes` points per member.
@@ -136,6 +139,8 @@ struct cluster_state {
   std::map<std::string, member> members; ///< by name, without this node
   std::set<std::string> connecting;      ///< addresses with a connect under way
   std::set<std::string> self_addresses;  ///< addresses that turned out to be this node
+  /// Forgotten peers whose stored acknowledgement the next checkpoint deletes.
+  std::set<std::string> forgotten;
   log_offset head = 0;
   log_offset checkpointed = 0;
   bool checkpointing = false;

@@ -151,6 +151,43 @@ TEST_F(membership_test, a_restarted_peer_with_a_new_actor_is_up_again_and_owns_i
   EXPECT_EQ(views->get()->ring.owner("profile-42"), owners_before);
 }
 
+TEST_F(membership_test, only_a_down_peer_can_be_forgotten_and_then_it_no_longer_holds_the_log) {
+  start();
+  auto b = spawn(quiet_peer);
+  caf::send_as(b, node, hello_atom_v, member_info{"b", "127.0.0.1:7102", "http://b"},
+               std::vector<member_info>{});
+  run();
+  advance(std::chrono::milliseconds{600}); // a checkpoint records b's acknowledgement
+  auto stored = [this] {
+    persistence::read_txn txn{*env_};
+    return txn.get(persistence::db::meta, "cluster.acked.b").has_value();
+  };
+  ASSERT_TRUE(stored());
+  std::vector<std::pair<query_reply::status, std::string>> answers;
+  auto ask = [&](const std::string& name) {
+    query_reply reply;
+    reply.fn = [&answers](query_reply::status st, std::string text) {
+      answers.emplace_back(st, std::move(text));
+    };
+    caf::anon_send(node, forget_atom_v, name, std::move(reply));
+    run();
+  };
+  ask("b");
+  ASSERT_EQ(answers.size(), 1u);
+  EXPECT_EQ(answers[0].first, query_reply::status::failed) << "b is up";
+  EXPECT_NE(answers[0].second.find("is up"), std::string::npos);
+  ask("nobody");
+  EXPECT_EQ(answers[1].first, query_reply::status::not_found);
+  caf::anon_send_exit(b, caf::exit_reason::kill);
+  run();
+  ASSERT_EQ(state_of("b"), "down");
+  ask("b");
+  EXPECT_EQ(answers[2].first, query_reply::status::found);
+  EXPECT_EQ(state_of("b"), "absent");
+  advance(std::chrono::milliseconds{600}); // the next checkpoint deletes the acknowledgement
+  EXPECT_FALSE(stored());
+}
+
 caf::behavior local_shard(caf::event_based_actor*, std::shared_ptr<std::vector<std::string>> asked) {
   return {
     [asked](query_atom, std::string& key, std::string&, query_reply& reply) {
