@@ -13,16 +13,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  baseUrl, requireNode, startReadyNode, step, stopNode, testArgs, waitFor
+  baseUrl, startReadyNode, step, stopNode, testArgs, waitFor
 } from './lib/harness.mjs';
+import { launchChromium } from './lib/browser.mjs';
 
 const { binary, sourceRoot } = testArgs(import.meta.url);
-const { chromium } = requireNode('playwright-core');
 
-// STACK.md, "Browser": exactly these arguments.
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1'];
 const UI_TIMEOUT_MS = 15000;
 const LIVE_SAMPLES_FOR_SCREENSHOT = 12;
 
@@ -150,7 +146,7 @@ try {
   // With tokens, no anonymous access at all (the harness opens every scope unless told otherwise).
   node = await startReadyNode(binary, ['serve', `--config-file=${confFile}`,
     ...(adminToken ? ['--auth.anonymous=[]'] : [])]);
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+  browser = await launchChromium();
   const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, deviceScaleFactor: 1, colorScheme: 'dark' });
   context.setDefaultTimeout(UI_TIMEOUT_MS);
   const page = await context.newPage();

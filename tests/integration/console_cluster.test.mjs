@@ -10,16 +10,12 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  baseUrl, request, requireNode, startReadyNode, step, stopNode, tail, testArgs, waitFor
+  baseUrl, request, startReadyNode, step, stopNode, tail, testArgs, waitFor
 } from './lib/harness.mjs';
+import { launchChromium } from './lib/browser.mjs';
 
 const { binary, sourceRoot } = testArgs(import.meta.url);
-const { chromium } = requireNode('playwright-core');
 
-// STACK.md, "Browser": exactly these arguments.
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1'];
 const UI_TIMEOUT_MS = 15000;
 const FAILURE_TIMEOUT_MS = 1500; // cluster.failure-timeout for this test (default 3 s)
 const JOIN_TIMEOUT_MS = 30000;
@@ -88,7 +84,7 @@ try {
     }
   });
 
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+  browser = await launchChromium();
   const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, deviceScaleFactor: 1, colorScheme: 'dark' });
   context.setDefaultTimeout(UI_TIMEOUT_MS);
   const page = await context.newPage();
