@@ -81,28 +81,17 @@ void send_chunk(self_ptr self, const event_batch& events, log_offset upto) {
   }
   forward_batch out;
   size_t replicas_only = 0;
-  if (peer_index >= 0) {
-    // 0: the peer keeps nothing of `key`; 1: it owns it; 2: it is its replica.
-    auto role = [&](std::string_view key) {
-      uint32_t idx[replicas];
-      auto n = v->ring.owner_indices(key, replicas, idx);
-      for (size_t i = 0; i < n; ++i)
-        if (static_cast<int>(idx[i]) == peer_index)
-          return static_cast<int>(i) + 1;
-      return 0;
-    };
-    for (auto& e : events) {
-      if (!e.origin.empty() || e.offset == 0)
-        continue; // forwarded here by another node: never forwarded again
-      auto device = role(e.device_id);
-      auto profile = e.profile_id.empty() ? 0 : role(e.profile_id);
-      if (device != 0 || profile != 0) {
-        if (device != 1 && profile != 1)
-          ++replicas_only;
-        out.events.push_back(e);
-        out.events.back().origin = st.deps.self;
-        out.events.back().origin_offset = e.offset;
-      }
+  for (auto& e : events) {
+    if (!e.origin.empty() || e.offset == 0)
+      continue; // forwarded here by another node: never forwarded again
+    auto device = v->rank(e.device_id, peer_index);
+    auto profile = e.profile_id.empty() ? 0 : v->rank(e.profile_id, peer_index);
+    if (device != 0 || profile != 0) {
+      if (device != 1 && profile != 1)
+        ++replicas_only;
+      out.events.push_back(e);
+      out.events.back().origin = st.deps.self;
+      out.events.back().origin_offset = e.offset;
     }
   }
   st.sent_upto = upto;

@@ -42,19 +42,11 @@ const std::string& hash_ring::owner(std::string_view key) const {
 }
 
 std::vector<std::string> hash_ring::owners(std::string_view key, size_t n) const {
+  std::vector<uint32_t> idx(std::min(n, nodes_.size()));
+  idx.resize(owner_indices(key, idx.size(), idx.data()));
   std::vector<std::string> out;
-  if (points_.empty() || n == 0)
-    return out;
-  n = std::min(n, nodes_.size());
-  std::vector<bool> taken(nodes_.size(), false);
-  auto i = successor(hash(key));
-  for (size_t step = 0; step < points_.size() && out.size() < n; ++step) {
-    auto node = points_[(i + step) % points_.size()].second;
-    if (!taken[node]) {
-      taken[node] = true;
-      out.push_back(nodes_[node]);
-    }
-  }
+  for (auto i : idx)
+    out.push_back(nodes_[i]);
   return out;
 }
 

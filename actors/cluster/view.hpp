@@ -31,24 +31,25 @@ struct view {
     self_index = ring.index_of(self);
   }
 
-  /// Whether this node keeps the state of `key`: it is its owner or its replica.
-  bool holds(std::string_view key) const noexcept {
-    if (ring.empty())
-      return true;
+  /// Where the node at `node_index` (in `ring.nodes()`) stands for `key`: 1 its owner, 2 its
+  /// replica, 0 neither.
+  int rank(std::string_view key, int node_index) const noexcept {
     uint32_t idx[replicas];
     auto n = ring.owner_indices(key, replicas, idx);
     for (size_t i = 0; i < n; ++i)
-      if (static_cast<int>(idx[i]) == self_index)
-        return true;
-    return false;
+      if (static_cast<int>(idx[i]) == node_index)
+        return static_cast<int>(i) + 1;
+    return 0;
+  }
+
+  /// Whether this node keeps the state of `key`: it is its owner or its replica.
+  bool holds(std::string_view key) const noexcept {
+    return ring.empty() || rank(key, self_index) != 0;
   }
 
   /// Whether this node owns `key` (answers its queries).
   bool owns(std::string_view key) const noexcept {
-    if (ring.empty())
-      return true;
-    uint32_t idx[1];
-    return ring.owner_indices(key, 1, idx) == 1 && static_cast<int>(idx[0]) == self_index;
+    return ring.empty() || rank(key, self_index) == 1;
   }
 };
 
