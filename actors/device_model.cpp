@@ -35,30 +35,33 @@ uint64_t device_model::id_hash(std::string_view id) noexcept {
 
 bool device_model::apply(const event_batch& events) {
   bool changed = false;
-  for (auto& e : events) {
-    if (!applied_.admit(e))
-      continue; // applied already: replayed after a restart, or resent by its origin
-    changed = true;
-    auto h = id_hash(e.id);
-    if (std::find(recent_ids_.begin(), recent_ids_.end(), h) != recent_ids_.end()) {
-      ++duplicates_;
-      continue;
-    }
-    if (recent_ids_.size() < recent_id_window) {
-      recent_ids_.push_back(h);
-    } else {
-      recent_ids_[recent_next_] = h;
-      recent_next_ = (recent_next_ + 1) % recent_id_window;
-    }
-    ++events_;
-    if (events_ == 1)
-      first_ts_ = e.ts;
-    if (e.ts < last_ts_)
-      ++out_of_order_;
-    last_ts_ = std::max(last_ts_, e.ts);
-    last_type_ = e.type;
-  }
+  for (auto& e : events)
+    changed |= apply_one(e);
   return changed;
+}
+
+bool device_model::apply_one(const event& e) {
+  if (!applied_.admit(e))
+    return false; // applied already: replayed after a restart, or resent by its origin
+  auto h = id_hash(e.id);
+  if (std::find(recent_ids_.begin(), recent_ids_.end(), h) != recent_ids_.end()) {
+    ++duplicates_;
+    return true;
+  }
+  if (recent_ids_.size() < recent_id_window) {
+    recent_ids_.push_back(h);
+  } else {
+    recent_ids_[recent_next_] = h;
+    recent_next_ = (recent_next_ + 1) % recent_id_window;
+  }
+  ++events_;
+  if (events_ == 1)
+    first_ts_ = e.ts;
+  if (e.ts < last_ts_)
+    ++out_of_order_;
+  last_ts_ = std::max(last_ts_, e.ts);
+  last_type_ = e.type;
+  return true;
 }
 
 std::string device_model::encode() const {

@@ -17,7 +17,7 @@ namespace sluice {
 /// Lifecycle: created empty or decoded from LMDB; `apply` skips events it already applied, by
 /// their offset in their source log (`source_offsets`: this node's log, or the origin node's for
 /// an event forwarded here), so it is idempotent across replays and resends. Concurrency: owned by
-/// one device actor. Limits: remembers the last `recent_id_window` event ids for duplicate
+/// its device shard. Limits: remembers the last `recent_id_window` event ids for duplicate
 /// detection, as 64-bit hashes (8 bytes each instead of a string of ~36 bytes plus its
 /// allocation: ~0.5 KB per device in memory and in LMDB instead of ~5 KB and ~2.4 KB); two
 /// different ids in one window collide with probability ~2^-58. States stored with the ids as
@@ -33,7 +33,10 @@ public:
   /// runs of the same library; a different hash after an upgrade only forgets one window).
   static uint64_t id_hash(std::string_view id) noexcept;
 
+  /// Applies `events` in order; true if anything changed.
   bool apply(const event_batch& events);
+  /// Applies one event; false when it was applied already (its source offset is not new).
+  bool apply_one(const event& e);
   std::string encode() const;
   bool decode(std::string_view bytes);
   /// `{"device_id":…,"events":…,"first_ts":…,"last_ts":…,"out_of_order":…,"duplicates":…,

@@ -51,22 +51,10 @@ using log_reader_actor = caf::typed_actor<
   caf::replies_to<read_atom, log_offset, uint8_t, uint64_t, uint64_t, uint64_t>::with<
     committed_batch>>;
 
-/// A per-key (device or profile) actor: applies batches of its key's events (the `log_offset` is the
-/// batch's `upto`) and sends its new encoded state back to the sender as
-/// `(applied_atom, key, upto, state)` — a plain message, not a request, so a backlog costs no
-/// per-request bookkeeping; answers queries with a JSON document.
-using entity_actor = caf::typed_actor<
-  caf::reacts_to<apply_atom, log_offset, event_batch>,
-  caf::replies_to<query_atom, std::string>::with<std::string>,
-  /// Passivation: the state is committed, stop normally.
-  caf::reacts_to<done_atom>>;
-
-/// A shard owning the entity actors of the keys that hash to it.
+/// A shard owning the entities (devices or profiles) of the keys that hash to it.
 using shard_actor = consumer_actor::extend<
   /// Answers a query (`what`) about `key` through the callback.
   caf::reacts_to<query_atom, std::string, std::string, query_reply>,
-  /// An entity's new state after the batch ending at `upto`: (key, upto, state).
-  caf::reacts_to<applied_atom, std::string, log_offset, std::string>,
   /// Internal: checkpoint dirty state and passivate idle entities.
   caf::reacts_to<tick_atom>>;
 

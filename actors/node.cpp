@@ -1,11 +1,11 @@
 #include "actors/node.hpp"
 
 #include "actors/aggregator.hpp"
-#include "actors/device_actor.hpp"
+#include "actors/device_entity.hpp"
 #include "actors/ingest_log.hpp"
 #include "actors/metrics.hpp"
 #include "actors/placement.hpp"
-#include "actors/profile_actor.hpp"
+#include "actors/profile_entity.hpp"
 #include "actors/shard.hpp"
 #include "actors/sink_runner.hpp"
 #include "actors/sinks/dead_letter/dead_letter_sink.hpp"
@@ -140,8 +140,8 @@ node_handles spawn_node(caf::actor_system& sys, persistence::environment& env,
   devices.name = "device";
   devices.space = state_space::devices;
   devices.key_of = [](const event& e) -> std::string_view { return e.device_id; };
-  devices.spawn = [](caf::actor_system& sys, const std::string& key, std::string stored) {
-    return sys.spawn<caf::lazy_init>(device_actor, key, std::move(stored));
+  devices.make = [](std::string_view key, std::string_view stored) -> std::unique_ptr<entity> {
+    return std::make_unique<device_entity>(key, stored);
   };
   entity_kind profiles;
   profiles.name = "profile";
@@ -157,8 +157,9 @@ node_handles spawn_node(caf::actor_system& sys, persistence::environment& env,
     "play/pause/stop/heartbeat events without a string title_id or a numeric position_ms: not in "
     "profile state");
   popts.catalog = h.catalog;
-  profiles.spawn = [popts](caf::actor_system& sys, const std::string& key, std::string stored) {
-    return sys.spawn<caf::lazy_init>(profile_actor, key, std::move(stored), popts);
+  profiles.make = [popts](std::string_view key,
+                          std::string_view stored) -> std::unique_ptr<entity> {
+    return std::make_unique<profile_entity>(key, stored, popts);
   };
   make_shards(devices, opts.device_shards, h.device_shards);
   make_shards(profiles, opts.profile_shards, h.profile_shards);

@@ -112,25 +112,33 @@ std::string_view title_progress::last_event() const noexcept {
 
 bool profile_model::apply(const event_batch& events) {
   bool changed = false;
-  for (auto& e : events) {
-    if (!applied_.admit(e))
-      continue; // replayed after a restart, or resent by its origin: already reflected
-    ++events_;
-    changed = true;
-    auto rank = rank_of(e.type);
-    if (rank < 0)
-      continue;
-    auto title = find_attr(e.attrs, "title_id");
-    auto position = as_int(find_attr(e.attrs, "position_ms"));
-    if (!title || title->type != attr_value::kind::string || title->s.empty() || !position) {
-      if (opts_.invalid_playback != nullptr)
-        opts_.invalid_playback->inc();
-      continue;
-    }
-    auto duration = as_int(find_attr(e.attrs, "duration_ms"));
-    playback_point p{e.ts, std::max<int64_t>(0, *position), static_cast<uint8_t>(rank)};
-    apply_playback(std::string{title->s}, p, duration ? *duration : 0);
+  for (auto& e : events)
+    changed |= apply_one(e);
+  end_batch();
+  return changed;
+}
+
+bool profile_model::apply_one(const event& e) {
+  if (!applied_.admit(e))
+    return false; // replayed after a restart, or resent by its origin: already reflected
+  ++events_;
+  auto rank = rank_of(e.type);
+  if (rank < 0)
+    return true;
+  auto title = find_attr(e.attrs, "title_id");
+  auto position = as_int(find_attr(e.attrs, "position_ms"));
+  if (!title || title->type != attr_value::kind::string || title->s.empty() || !position) {
+    if (opts_.invalid_playback != nullptr)
+      opts_.invalid_playback->inc();
+    return true;
   }
+  auto duration = as_int(find_attr(e.attrs, "duration_ms"));
+  playback_point p{e.ts, std::max<int64_t>(0, *position), static_cast<uint8_t>(rank)};
+  apply_playback(std::string{title->s}, p, duration ? *duration : 0);
+  return true;
+}
+
+void profile_model::end_batch() {
   while (titles_.size() > opts_.max_titles) {
     auto oldest = std::min_element(titles_.begin(), titles_.end(), [](auto& a, auto& b) {
       return a.second.updated_ts < b.second.updated_ts;
@@ -138,7 +146,6 @@ bool profile_model::apply(const event_batch& events) {
     titles_.erase(oldest);
   }
   prune();
-  return changed;
 }
 
 void profile_model::apply_playback(const std::string& title, const playback_point& p,

@@ -37,12 +37,12 @@ struct profile_options {
   int64_t reorder_horizon_ms = 30 * 60'000;
   /// Days of watch time kept per profile, counted back from the day of its newest event.
   int64_t watch_time_days = 400;
-  /// Counts events too late for watch time; may be null. Shared by every profile actor.
+  /// Counts events too late for watch time; may be null. Shared by every profile.
   counter* late_events = nullptr;
   /// Counts play/pause/stop/heartbeat events without a string `title_id` or a numeric
   /// `position_ms` (ignored by profile state); may be null.
   counter* invalid_playback = nullptr;
-  /// The title catalog the profile actors read at query time (names, durations); may be null.
+  /// The title catalog profiles read at query time (names, durations); may be null.
   std::shared_ptr<const catalog_holder> catalog;
 };
 
@@ -90,15 +90,22 @@ struct title_progress {
 /// (an event at or below the highest offset applied from its source log is skipped; see
 /// `source_offsets`: this node's log, or the origin node's for an event forwarded here). Watch
 /// time is independent of arrival order for events within the reorder horizon (insertions adjust
-/// the credits of their neighbours); continue watching is independent of arrival order. Concurrency: owned by one profile actor. Limits:
-/// `max_titles` titles, `watch_time_days` days, recent events bounded by the reorder horizon.
+/// the credits of their neighbours); continue watching is independent of arrival order.
+/// Concurrency: owned by its profile shard. Limits: `max_titles` titles, `watch_time_days` days,
+/// recent events bounded by the reorder horizon.
 class profile_model {
 public:
   explicit profile_model(profile_options opts = {}) : opts_(opts) {
   }
-  /// Applies events of this profile, each source's in offset order; returns true if anything
-  /// changed.
+  /// Applies events of this profile, each source's in offset order, then `end_batch`; returns
+  /// true if anything changed.
   bool apply(const event_batch& events);
+  /// Applies one event; false when it was applied already (its source offset is not new). Call
+  /// `end_batch` after the events of a batch.
+  bool apply_one(const event& e);
+  /// Enforces the limits after a batch of events: at most `max_titles` titles (the least recently
+  /// updated go), days and recent events outside their windows pruned.
+  void end_batch();
   std::string encode() const;
   /// False (and state unchanged) when `bytes` is not a valid encoding.
   bool decode(std::string_view bytes);

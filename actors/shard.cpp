@@ -41,38 +41,42 @@ void release_passivated_memory() {
 }
 
 using self_ptr = shard_actor::stateful_pointer<shard_state>;
+using slot = shard_state::slot;
 
-// Finds the entity of `key`, restoring or spawning it. Returns nullptr when `create` is false and
+// Finds the entity of `key`, restoring or making it. Returns nullptr when `create` is false and
 // the key has no stored state.
-shard_state::entry* entity_for(self_ptr self, const std::string& key, bool create) {
+slot* entity_for(self_ptr self, std::string_view key, bool create) {
   auto& st = self->state;
   if (auto i = st.entities.find(key); i != st.entities.end())
-    return &i->second;
-  std::string stored;
+    return i->second.get();
+  auto s = std::make_unique<slot>();
+  s->key.assign(key.data(), key.size());
   {
     persistence::read_txn txn{*st.deps.env};
-    if (auto v = txn.get(db_of(st.deps.kind.space), key))
-      stored.assign(v->data(), v->size());
+    auto stored = txn.get(db_of(st.deps.kind.space), s->key);
+    if (!stored && !create)
+      return nullptr;
+    (stored ? st.restored : st.spawned)->inc();
+    s->ent = st.deps.kind.make(s->key, stored ? *stored : std::string_view{});
   }
-  if (stored.empty() && !create)
-    return nullptr;
-  (stored.empty() ? st.spawned : st.restored)->inc();
-  auto& e = st.entities[key];
-  e.actor = st.deps.kind.spawn(self->system(), key, std::move(stored));
-  // Monitored, not linked: a link registers the entity in the shard's own attachable list, which
-  // CAF walks linearly on every unlink, so passivating N entities cost O(N^2) (a million devices
-  // stalled the shard for minutes). A monitor lives on the entity's side only. The shard holds
-  // the only strong reference, so its entities terminate with it; an entity failing stops the
-  // shard (see the down handler), as the link did.
-  self->monitor(e.actor);
-  e.last_active = self->clock().now();
+  s->last_active = self->clock().now();
+  auto* result = s.get();
+  std::string_view view{result->key};
+  st.entities.emplace(view, std::move(s));
   st.active->set(static_cast<int64_t>(st.entities.size()));
-  return &e;
+  return result;
+}
+
+void mark_dirty(shard_state& st, slot& s) {
+  if (!s.dirty) {
+    s.dirty = true;
+    st.dirty.push_back(&s);
+  }
 }
 
 void try_finish_drains(self_ptr self) {
   auto& st = self->state;
-  if (st.drains.empty() || !st.pendings.empty() || st.checkpointing || !st.dirty.empty()
+  if (st.drains.empty() || st.checkpointing || !st.dirty.empty()
       || st.completed_upto > st.deps.done_upto)
     return;
   for (auto& rp : st.drains)
@@ -88,13 +92,19 @@ void checkpoint_now(self_ptr self) {
   cp.space = st.deps.kind.space;
   cp.consumer = st.consumer;
   cp.done_upto = st.completed_upto;
-  // The states sent stay here until the commit answers: a failed commit puts them back into
-  // `dirty`, so a later checkpoint cannot move the offset past state it never wrote.
-  auto sent = std::make_shared<decltype(st.dirty)>(std::move(st.dirty));
+  // Each dirty entity is encoded once here, however many batches changed it since the last
+  // checkpoint. What was sent is remembered by key and version until the commit answers: a failed
+  // commit marks those entities dirty again, so a later checkpoint cannot move the offset past
+  // state it never wrote.
+  auto sent = std::make_shared<std::vector<std::pair<std::string, uint64_t>>>();
+  sent->reserve(st.dirty.size());
+  cp.entries.reserve(st.dirty.size());
+  for (auto* s : st.dirty) {
+    s->dirty = false;
+    cp.entries.emplace_back(s->key, s->ent->encode());
+    sent->emplace_back(s->key, s->version);
+  }
   st.dirty.clear();
-  cp.entries.reserve(sent->size());
-  for (auto& [key, vs] : *sent)
-    cp.entries.emplace_back(key, vs.second);
   st.checkpointing = true;
   auto upto = cp.done_upto;
   self->request(st.deps.log, caf::infinite, commit_atom_v, std::move(cp))
@@ -103,19 +113,19 @@ void checkpoint_now(self_ptr self) {
         auto& st = self->state;
         st.checkpointing = false;
         st.deps.done_upto = std::max(st.deps.done_upto, upto);
-        for (auto& [key, vs] : *sent)
+        for (auto& [key, version] : *sent)
           if (auto i = st.entities.find(key); i != st.entities.end())
-            i->second.committed = std::max(i->second.committed, vs.first);
+            i->second->committed = std::max(i->second->committed, version);
         try_finish_drains(self);
       },
       [self, sent](caf::error& err) {
         // The states stay uncommitted: their entities are not passivated, the next checkpoint
-        // writes them again (unless a newer state is already waiting), and until then the offset
-        // does not pass them.
+        // writes them again, and until then the offset does not pass them.
         auto& st = self->state;
         st.checkpointing = false;
-        for (auto& [key, vs] : *sent)
-          st.dirty.emplace(key, std::move(vs)); // keeps a newer state already in dirty
+        for (auto& [key, version] : *sent)
+          if (auto i = st.entities.find(key); i != st.entities.end())
+            mark_dirty(st, *i->second);
         st.failures->inc();
         log_json("error", "shard checkpoint failed (state stays uncommitted and is replayed)",
                  {{"consumer", st.consumer}, {"reason", to_string(err)}});
@@ -123,35 +133,13 @@ void checkpoint_now(self_ptr self) {
       });
 }
 
-void complete_pending(self_ptr self) {
-  auto& st = self->state;
-  log_offset processed = 0;
-  while (!st.pendings.empty() && st.pendings.begin()->second == 0) {
-    processed = st.pendings.begin()->first;
-    st.completed_upto = std::max(st.completed_upto, processed);
-    st.pendings.erase(st.pendings.begin());
-  }
-  if (processed > 0) // flow control: the log may send more
-    self->send(st.deps.log, processed_atom_v, processed);
-  try_finish_drains(self);
-}
-
-// One entity of the batch ending at `upto` answered (or failed).
-void answered(self_ptr self, log_offset upto) {
-  if (auto i = self->state.pendings.find(upto); i != self->state.pendings.end() && i->second > 0)
-    --i->second;
-  complete_pending(self);
-}
-
 void passivate_idle(self_ptr self) {
   auto& st = self->state;
   auto now = self->clock().now();
   uint64_t stopped = 0;
   for (auto i = st.entities.begin(); i != st.entities.end();) {
-    auto& e = i->second;
-    if (e.inflight == 0 && e.committed == e.version && now - e.last_active >= st.deps.idle_timeout) {
-      self->demonitor(e.actor.address());
-      self->send(e.actor, done_atom_v);
+    auto& s = *i->second;
+    if (!s.dirty && s.committed == s.version && now - s.last_active >= st.deps.idle_timeout) {
       st.passivated->inc();
       ++stopped;
       i = st.entities.erase(i);
@@ -173,70 +161,59 @@ shard_actor::behavior_type shard(self_ptr self, shard_deps deps) {
   st.completed_upto = st.deps.done_upto;
   auto& m = *st.deps.metrics;
   metric_labels kind{{"kind", st.deps.kind.name}, {"shard", std::to_string(st.deps.index)}};
-  st.active = &m.get_gauge("sluice_actors_active", "Entity actors in memory", kind);
+  st.active = &m.get_gauge("sluice_actors_active", "Entities (devices, profiles) in memory", kind);
   st.passivated = &m.get_counter("sluice_actors_passivated_total",
-                                 "Entity actors stopped after idle-timeout (state in LMDB)", kind);
-  st.restored = &m.get_counter("sluice_actors_restored_total",
-                               "Entity actors restored from LMDB", kind);
-  st.spawned = &m.get_counter("sluice_actors_spawned_total",
-                              "Entity actors created for a new key", kind);
+                                 "Entities dropped from memory after idle-timeout (state in LMDB)",
+                                 kind);
+  st.restored = &m.get_counter("sluice_actors_restored_total", "Entities restored from LMDB",
+                               kind);
+  st.spawned = &m.get_counter("sluice_actors_spawned_total", "Entities created for a new key",
+                              kind);
   st.failures = &m.get_counter("sluice_actor_failures_total",
                                "Shard checkpoints that failed (state stays uncommitted and is replayed)", kind);
-  // An entity that fails (not a passivation: those are demonitored first) takes the shard down
-  // with it, as a link would: its answers would never come and the offset could not advance.
-  self->set_down_handler([self](caf::down_msg& msg) {
-    if (msg.reason && msg.reason != caf::exit_reason::normal) {
-      log_json("error", "entity actor failed; stopping its shard",
-               {{"consumer", self->state.consumer}, {"reason", to_string(msg.reason)}});
-      self->quit(msg.reason);
-    }
-  });
   self->delayed_send(self, st.deps.checkpoint_interval, tick_atom_v);
   return {
-    [self](dispatch_atom, committed_batch& batch) {
+    [self](dispatch_atom, const committed_batch& batch) {
       auto& st = self->state;
-      // Group the batch per key: one apply per entity per batch.
-      std::unordered_map<std::string, event_batch> groups;
       auto view = st.deps.views ? st.deps.views->get() : nullptr;
+      auto now = self->clock().now();
+      auto tag = ++st.batches;
+      // Events in offset order, each applied to its key's entity at once; the entities touched
+      // end their batch afterwards (once each).
       for (auto& e : batch.events) {
         if (e.offset <= st.deps.done_upto)
           continue;
-        std::string key{st.deps.kind.key_of(e)}; // a copy: `e` is moved below
+        auto key = st.deps.kind.key_of(e);
+        if (key.empty())
+          continue;
         if (view && !view->holds(key))
           continue; // another node owns and replicates it
-        if (!key.empty())
-          groups[std::move(key)].push_back(std::move(e));
+        auto* s = entity_for(self, key, true);
+        if (s->batch != tag) {
+          s->batch = tag;
+          s->last_active = now;
+          st.touched.push_back(s);
+        }
+        if (s->ent->apply(e) && !s->dirty) {
+          ++s->version;
+          mark_dirty(st, *s);
+        }
       }
-      st.pendings[batch.upto] += groups.size();
-      auto upto = batch.upto;
-      for (auto& [key, events] : groups) {
-        auto* e = entity_for(self, key, true);
-        e->last_active = self->clock().now();
-        ++e->inflight;
-        self->send(e->actor, apply_atom_v, upto, std::move(events));
-      }
-      complete_pending(self);
-    },
-    [self](applied_atom, std::string& key, log_offset upto, std::string& state) {
-      auto& st = self->state;
-      if (auto i = st.entities.find(key); i != st.entities.end()) {
-        auto& ent = i->second;
-        --ent.inflight;
-        ++ent.version;
-        st.dirty[key] = {ent.version, std::move(state)};
-      }
-      answered(self, upto);
+      for (auto* s : st.touched)
+        s->ent->end_batch();
+      st.touched.clear();
+      st.completed_upto = std::max(st.completed_upto, batch.upto);
+      self->send(st.deps.log, processed_atom_v, batch.upto); // flow control: the log may send more
+      try_finish_drains(self);
     },
     [self](query_atom, std::string& key, std::string& what, query_reply& reply) {
-      auto* e = entity_for(self, key, false);
-      if (e == nullptr) {
+      auto* s = entity_for(self, key, false);
+      if (s == nullptr) {
         reply.fn(query_reply::status::not_found, {});
         return;
       }
-      e->last_active = self->clock().now();
-      self->request(e->actor, caf::infinite, query_atom_v, std::move(what))
-        .then([reply](std::string& json) { reply.fn(query_reply::status::found, std::move(json)); },
-              [reply](caf::error& err) { reply.fn(query_reply::status::failed, to_string(err)); });
+      s->last_active = self->clock().now();
+      reply.fn(query_reply::status::found, s->ent->query(what));
     },
     [self](tick_atom) {
       checkpoint_now(self);

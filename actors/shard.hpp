@@ -1,14 +1,15 @@
 #pragma once
 
 #include "actors/cluster/view.hpp"
+#include "actors/entity.hpp"
 #include "actors/interfaces.hpp"
 
 #include <caf/actor_clock.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_response_promise.hpp>
 
-#include <map>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -32,8 +33,8 @@ struct entity_kind {
   state_space space = state_space::devices;
   /// The key of an event for this kind; empty means the event has none (skipped).
   std::function<std::string_view(const event&)> key_of;
-  /// Spawns the entity actor for `key` with its stored state (empty when new).
-  std::function<entity_actor(caf::actor_system&, const std::string& key, std::string stored)> spawn;
+  /// Makes the entity of `key` from its stored state (empty when new).
+  std::function<std::unique_ptr<entity>(std::string_view key, std::string_view stored)> make;
 };
 
 /// Everything a shard needs at spawn.
@@ -54,39 +55,46 @@ struct shard_deps {
   std::shared_ptr<cluster::view_holder> views;
 };
 
-/// State of a shard: the owner of the virtual entity actors whose keys hash to it.
+/// State of a shard: the owner of the virtual entities (devices or profiles) whose keys hash to it.
 ///
-/// Lifecycle: receives every committed batch's events of its keys in offset order; groups them
-/// per key and sends each entity actor one `apply` per batch (never per event), spawning it on its
-/// key's first event or restoring it from LMDB if it was passivated. Each entity answers with its
-/// new state; once all entities of a batch answered, the batch's offset is complete. Every
-/// `checkpoint-interval` the dirty states and the completed offset go to the ingest log's single
-/// writer in one transaction (exactly-once state). Entities idle for `idle-timeout` whose latest
-/// state is committed are stopped (passivated); after every few thousand passivations (over all
-/// shards) the next tick returns the freed heap to the OS (`malloc_trim`), or glibc would keep it.
-/// Entities are monitored, not linked (CAF's link bookkeeping made passivation quadratic); a
-/// failing entity stops its shard, and entities stop with their shard (it holds their only
-/// reference). Concurrency: one actor; entity actors run in parallel. Limits: memory is bounded
-/// by active keys (measured: bench/README.md); an entity is never restored from LMDB while a
-/// newer state of it is uncommitted (passivation waits for the commit).
+/// Lifecycle: receives every committed batch's events of its keys in offset order and applies
+/// each to its key's entity right away (made on the key's first event, or restored from LMDB if
+/// it was passivated); then calls `end_batch` once per entity the batch touched and tells the log
+/// the batch is processed. An entity changed since the last checkpoint is dirty: every
+/// `checkpoint-interval` the dirty entities are encoded (once each, however many batches changed
+/// them) and written with the shard's offset to the ingest log's single writer in one transaction
+/// (exactly-once state). Entities idle for `idle-timeout` whose latest state is committed are
+/// dropped from memory (passivated); after every few thousand passivations (over all shards) the
+/// next tick returns the freed heap to the OS (`malloc_trim`), or glibc would keep it. An entity
+/// that throws stops its shard (nothing past the failing batch is checkpointed).
+///
+/// Concurrency: one actor; the entities live inside it (no message, no mailbox, no actor per key:
+/// the shards of a node run in parallel with each other). Limits: memory is bounded by active keys
+/// (measured: bench/README.md); an entity is never restored from LMDB while a newer state of it
+/// is uncommitted (passivation waits for the commit).
 struct shard_state {
   static inline const char* name = "shard";
-  struct entry {
-    entity_actor actor;
+  /// One entity in memory.
+  struct slot {
+    std::string key;
+    std::unique_ptr<entity> ent;
     caf::actor_clock::time_point last_active;
-    uint64_t version = 0;   ///< bumped for every state the entity answered
+    uint64_t version = 0;   ///< bumped by a change that makes it dirty
     uint64_t committed = 0; ///< newest version known durable
-    uint32_t inflight = 0;  ///< applies awaiting an answer
+    uint64_t batch = 0;     ///< the last batch (`batches`) that touched it
+    bool dirty = false;     ///< listed in `dirty`
   };
 
   shard_deps deps;
   std::string consumer;
-  std::unordered_map<std::string, entry> entities;
-  /// key → (version, encoded state) not yet committed.
-  std::unordered_map<std::string, std::pair<uint64_t, std::string>> dirty;
-  /// Dispatched batches by their `upto` (every commit ends at a distinct offset) → entities that
-  /// have not answered yet. Completed in offset order from the front.
-  std::map<log_offset, size_t> pendings;
+  /// Entities by key (the views point into `slot::key`, which lives as long as the entry).
+  std::unordered_map<std::string_view, std::unique_ptr<slot>> entities;
+  /// Entities changed since they were last sent to a checkpoint.
+  std::vector<slot*> dirty;
+  /// Entities touched by the batch being applied (scratch).
+  std::vector<slot*> touched;
+  /// Batches applied (tags `slot::batch`).
+  uint64_t batches = 0;
   log_offset completed_upto = 0;
   bool checkpointing = false;
   std::vector<caf::typed_response_promise<caf::ok_atom>> drains;

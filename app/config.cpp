@@ -79,9 +79,9 @@ node_config::node_config() {
     .add(max_pending_events, "max-pending-events",
          "events waiting for the next group commit before the gateway refuses more (503)");
   opt_group{custom_options_, "actors"}
-    .add(device_shards, "device-shards", "shards owning device actors (hash of device_id)")
-    .add(profile_shards, "profile-shards", "shards owning profile actors (hash of profile_id)")
-    .add(idle_timeout, "idle-timeout", "device and profile actors idle this long are passivated")
+    .add(device_shards, "device-shards", "shards owning the devices (hash of device_id)")
+    .add(profile_shards, "profile-shards", "shards owning the profiles (hash of profile_id)")
+    .add(idle_timeout, "idle-timeout", "devices and profiles idle this long are passivated")
     .add(checkpoint_interval, "checkpoint-interval",
          "device and profile state is committed with its log offset at least this often")
     .add(consumer_window_events, "consumer-window-events",

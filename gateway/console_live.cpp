@@ -334,7 +334,7 @@ std::string console_live::sample_locked(clock::time_point now, int64_t now_ms) {
            + ",\"retries_per_s\":" + num(g.rates["retries_total"]) + "}";
   }
   out += "]";
-  // entity actors by kind (summed over shards)
+  // entities by kind (summed over shards)
   out += ",\"actors\":[";
   first = true;
   for (auto& [kind, g] : actors) {

@@ -2,7 +2,7 @@
 
 #include "actors/catalog.hpp"
 #include "actors/metrics.hpp"
-#include "actors/profile_actor.hpp"
+#include "actors/profile_entity.hpp"
 #include "actors/profile_model.hpp"
 #include "messages/codec.hpp"
 

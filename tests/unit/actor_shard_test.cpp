@@ -2,7 +2,7 @@
 
 #include "actors/ingest_log.hpp"
 #include "actors/node.hpp"
-#include "actors/profile_actor.hpp"
+#include "actors/profile_entity.hpp"
 #include "actors/shard.hpp"
 
 #include <msgpack.hpp>
@@ -18,9 +18,9 @@ struct shard_test : actor_test {
   shard_actor profiles;
   std::vector<std::pair<bool, std::string>> answers;
 
-  /// Spawns the log and a profile shard; `spawn_entity` (default: a real profile actor) is how the
-  /// shard spawns an entity.
-  void spawn_shard(decltype(entity_kind::spawn) spawn_entity = {}) {
+  /// Spawns the log and a profile shard; `make_entity` (default: a real profile) is how the shard
+  /// makes an entity.
+  void spawn_shard(decltype(entity_kind::make) make_entity = {}) {
     ingest_log_deps ldeps;
     ldeps.env = env_.get();
     ldeps.metrics = &metrics_;
@@ -30,12 +30,12 @@ struct shard_test : actor_test {
     kind.name = "profile";
     kind.space = state_space::profiles;
     kind.key_of = [](const event& e) -> std::string_view { return e.profile_id; };
-    kind.spawn = spawn_entity ? std::move(spawn_entity)
-                              : [](caf::actor_system& sys, const std::string& key,
-                                   std::string stored) {
-                                  return sys.spawn(profile_actor, key, std::move(stored),
-                                                   profile_options{});
-                                };
+    kind.make = make_entity ? std::move(make_entity)
+                            : [](std::string_view key,
+                                 std::string_view stored) -> std::unique_ptr<entity> {
+                                return std::make_unique<profile_entity>(key, stored,
+                                                                        profile_options{});
+                              };
     shard_deps deps;
     deps.kind = kind;
     deps.log = log;
@@ -69,7 +69,7 @@ struct shard_test : actor_test {
   }
 };
 
-TEST_F(shard_test, one_apply_per_profile_per_batch_and_state_is_queryable) {
+TEST_F(shard_test, a_batch_is_applied_per_profile_and_the_state_is_queryable) {
   spawn_shard();
   event_batch batch{playback(1, "p1", "play", 1000, "t1", 0),
                     playback(2, "p1", "heartbeat", 2000, "t1", 60000),
@@ -91,7 +91,7 @@ TEST_F(shard_test, an_idle_profile_is_passivated_after_its_checkpoint_and_restor
   run();
   query("p1");
   auto before = answers.at(0).second;
-  // The checkpoint commits state and offset; after the idle timeout the actor is stopped.
+  // The checkpoint commits state and offset; after the idle timeout the profile leaves memory.
   advance(100ms);
   advance(11s);
   EXPECT_EQ(labelled("sluice_actors_passivated_total"), 1.0);
@@ -108,46 +108,57 @@ TEST_F(shard_test, an_idle_profile_is_passivated_after_its_checkpoint_and_restor
   EXPECT_EQ(answers[1].second, before);
 }
 
-/// An entity that fails on its first apply.
-entity_actor::behavior_type failing_entity(entity_actor::pointer self) {
-  return {
-    [self](apply_atom, log_offset, const event_batch&) { self->quit(caf::sec::runtime_error); },
-    [](query_atom, const std::string&) { return std::string{}; },
-    [](done_atom) {},
-  };
-}
+/// An entity that throws on its first event.
+struct failing_entity : entity {
+  bool apply(const event&) override {
+    throw std::runtime_error("broken entity");
+  }
+  std::string encode() const override {
+    return {};
+  }
+  std::string query(const std::string&) const override {
+    return {};
+  }
+};
 
-TEST_F(shard_test, passivated_entity_actors_terminate_and_the_shard_keeps_no_reference_to_them) {
-  // Every spawned entity is remembered by address only (a weak reference).
-  auto spawned = std::make_shared<std::vector<caf::actor_addr>>();
-  spawn_shard([spawned](caf::actor_system& sys, const std::string& key, std::string stored) {
-    auto a = sys.spawn(profile_actor, key, std::move(stored), profile_options{});
-    spawned->push_back(a.address());
-    return a;
-  });
+TEST_F(shard_test, many_profiles_in_one_batch_are_checkpointed_once_each_then_passivated_and_restored) {
+  spawn_shard();
   event_batch batch;
   for (log_offset i = 1; i <= 50; ++i)
     batch.push_back(playback(i, "p" + std::to_string(i), "pause", 1000, "t1", 42000));
   caf::anon_send(profiles, dispatch_atom_v, committed_batch{batch, 50});
   run();
-  ASSERT_EQ(spawned->size(), 50u);
+  EXPECT_EQ(labelled("sluice_actors_spawned_total"), 50.0);
   EXPECT_EQ(labelled("sluice_actors_active"), 50.0);
+  // A second batch for some of them before the checkpoint: still one stored state per profile.
+  event_batch again;
+  for (log_offset i = 51; i <= 60; ++i)
+    again.push_back(playback(i, "p" + std::to_string(i - 50), "pause", 2000, "t1", 43000));
+  caf::anon_send(profiles, dispatch_atom_v, committed_batch{again, 60});
+  run();
   advance(100ms); // checkpoint
-  advance(11s);   // idle: passivated
+  {
+    persistence::read_txn txn{*env_};
+    auto off = txn.get(persistence::db::offsets, "profiles.0");
+    ASSERT_TRUE(off.has_value());
+    EXPECT_EQ(persistence::decode_be64(*off), 60u);
+    for (int i = 1; i <= 50; ++i)
+      EXPECT_TRUE(txn.get(persistence::db::profiles, "p" + std::to_string(i)).has_value()) << i;
+  }
+  advance(11s); // idle: passivated
   EXPECT_EQ(labelled("sluice_actors_passivated_total"), 50.0);
   EXPECT_EQ(labelled("sluice_actors_active"), 0.0);
-  for (auto& addr : *spawned) // gone: nothing (no link, no monitor, no handle) keeps them alive
-    EXPECT_EQ(caf::actor_cast<caf::strong_actor_ptr>(addr), nullptr);
-  // The shard still serves: a passivated profile is restored from LMDB.
+  // The shard still serves: a passivated profile is restored from LMDB with its newest state.
   query("p7");
   ASSERT_EQ(answers.size(), 1u);
   EXPECT_TRUE(answers[0].first);
+  EXPECT_NE(answers[0].second.find("\"position_ms\":43000"), std::string::npos) << answers[0].second;
   EXPECT_EQ(labelled("sluice_actors_restored_total"), 1.0);
 }
 
-TEST_F(shard_test, an_entity_actor_that_fails_stops_its_shard) {
-  spawn_shard([](caf::actor_system& sys, const std::string&, std::string) {
-    return sys.spawn(failing_entity);
+TEST_F(shard_test, an_entity_that_throws_stops_its_shard_without_checkpointing_past_it) {
+  spawn_shard([](std::string_view, std::string_view) -> std::unique_ptr<entity> {
+    return std::make_unique<failing_entity>();
   });
   auto down = std::make_shared<caf::error>();
   auto watcher = sys_.spawn([this, down](caf::event_based_actor* self) {
@@ -159,7 +170,9 @@ TEST_F(shard_test, an_entity_actor_that_fails_stops_its_shard) {
   caf::anon_send(profiles, dispatch_atom_v,
                  committed_batch{{playback(1, "p1", "pause", 1000, "t1", 42000)}, 1});
   run();
-  EXPECT_EQ(*down, caf::make_error(caf::sec::runtime_error));
+  EXPECT_TRUE(static_cast<bool>(*down)) << to_string(*down);
+  persistence::read_txn txn{*env_};
+  EXPECT_FALSE(txn.get(persistence::db::offsets, "profiles.0").has_value());
   caf::anon_send_exit(watcher, caf::exit_reason::user_shutdown);
 }
 

@@ -1,11 +1,11 @@
-// Profile actors behind their shard on CAF's test coordinator: watch time and continue watching
+// Profile entities in their shard on CAF's test coordinator: watch time and continue watching
 // queries, the catalog read at query time, exactly-once state across passivation and replays.
 
 #include "actor_fixture.hpp"
 
 #include "actors/catalog.hpp"
 #include "actors/ingest_log.hpp"
-#include "actors/profile_actor.hpp"
+#include "actors/profile_entity.hpp"
 #include "actors/shard.hpp"
 
 using namespace sluice;
@@ -17,7 +17,7 @@ namespace {
 constexpr int64_t sec = 1000;
 constexpr int64_t day0 = 1732233600000; // 2024-11-22T00:00:00Z
 
-struct profile_actor_test : actor_test {
+struct profile_entity_test : actor_test {
   ingest_log_actor log;
   shard_actor profiles;
   std::shared_ptr<catalog_holder> catalog = std::make_shared<catalog_holder>();
@@ -35,8 +35,8 @@ struct profile_actor_test : actor_test {
     kind.key_of = [](const event& e) -> std::string_view { return e.profile_id; };
     profile_options opts;
     opts.catalog = catalog;
-    kind.spawn = [opts](caf::actor_system& sys, const std::string& key, std::string stored) {
-      return sys.spawn(profile_actor, key, std::move(stored), opts);
+    kind.make = [opts](std::string_view key, std::string_view stored) -> std::unique_ptr<entity> {
+      return std::make_unique<profile_entity>(key, stored, opts);
     };
     shard_deps deps;
     deps.kind = kind;
@@ -79,7 +79,7 @@ struct profile_actor_test : actor_test {
 
 } // namespace
 
-TEST_F(profile_actor_test, watch_time_and_continue_watching_are_answered_with_catalog_names) {
+TEST_F(profile_entity_test, watch_time_and_continue_watching_are_answered_with_catalog_names) {
   std::string err;
   catalog->set(catalog::parse("id,name,genres,duration\nt-1,The One,Drama,100\n", err));
   spawn_shard();
@@ -103,7 +103,7 @@ TEST_F(profile_actor_test, watch_time_and_continue_watching_are_answered_with_ca
   EXPECT_EQ(query("nobody", "continue-watching").first, query_reply::status::not_found);
 }
 
-TEST_F(profile_actor_test, state_survives_passivation_and_a_replayed_batch_is_not_counted_twice) {
+TEST_F(profile_entity_test, state_survives_passivation_and_a_replayed_batch_is_not_counted_twice) {
   spawn_shard();
   dispatch({playback(1, "play", day0, "t", 0), playback(2, "heartbeat", day0 + 30 * sec, "t", 30 * sec)});
   advance(100ms); // checkpoint: state and offset 2 in one transaction
@@ -119,7 +119,7 @@ TEST_F(profile_actor_test, state_survives_passivation_and_a_replayed_batch_is_no
             1.0);
 }
 
-TEST_F(profile_actor_test, a_restarted_shard_resumes_from_the_committed_state) {
+TEST_F(profile_entity_test, a_restarted_shard_resumes_from_the_committed_state) {
   spawn_shard();
   dispatch({playback(1, "play", day0, "t", 0), playback(2, "heartbeat", day0 + 30 * sec, "t", 30 * sec)});
   advance(100ms);
