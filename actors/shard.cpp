@@ -1,4 +1,5 @@
 #include "actors/shard.hpp"
+#include "actors/heap.hpp"
 #include "actors/log.hpp"
 
 #include "actors/metrics.hpp"
@@ -8,36 +9,41 @@
 #include <caf/all.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 
-#if defined(__GLIBC__)
-#  include <malloc.h>
-#endif
 
 namespace sluice {
 
 namespace {
 
 /// Passivated entities (over all shards of the process) after which the shard ticking next asks
-/// the allocator to return free memory to the OS. glibc keeps what a million short-lived actors
+/// the allocator to return free memory to the OS. glibc keeps what a million short-lived entities
 /// freed in its per-thread arenas: measured here, 100,000 devices and profiles passivated left
-/// the RSS at 390 MB, 92 MB after `malloc_trim`. One trim walks the heap (milliseconds), so it
-/// is done per wave of passivations, not per entity; below this count the memory stays for
-/// reuse (a few MB).
+/// the RSS at 390 MB, 92 MB after `malloc_trim`; jemalloc (the executable's allocator, see
+/// app/allocator.cpp) returns it on its own within its decay time, so it is purged at most once a
+/// second. One release walks the heap (milliseconds), so it is done per wave of passivations, not
+/// per entity; below this count the memory stays for reuse (a few MB).
 constexpr uint64_t trim_after_passivations = 4096;
 
-/// Passivations since the last trim, shared by every shard of the process (the heap is shared).
+/// Passivations since the last release, shared by every shard of the process (the heap is shared).
 std::atomic<uint64_t> passivated_untrimmed{0};
 
+/// When the heap was last released (steady clock, nanoseconds), shared by every shard.
+std::atomic<int64_t> last_release_ns{0};
+
 /// Returns freed heap memory to the OS once enough entities were passivated. Called on a tick,
-/// so the entities passivated on the previous one have exited and freed their memory.
+/// so the entities passivated on the previous one are gone.
 void release_passivated_memory() {
-#if defined(__GLIBC__)
   if (passivated_untrimmed.load(std::memory_order_relaxed) < trim_after_passivations)
     return;
-  if (passivated_untrimmed.exchange(0, std::memory_order_relaxed) >= trim_after_passivations)
-    malloc_trim(0);
-#endif
+  auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+  auto last = last_release_ns.load(std::memory_order_relaxed);
+  if (now - last < std::chrono::nanoseconds{std::chrono::seconds{1}}.count()
+      || !last_release_ns.compare_exchange_strong(last, now, std::memory_order_relaxed))
+    return;
+  passivated_untrimmed.store(0, std::memory_order_relaxed);
+  release_free_heap();
 }
 
 using self_ptr = shard_actor::stateful_pointer<shard_state>;

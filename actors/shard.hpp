@@ -65,7 +65,7 @@ struct shard_deps {
 /// them) and written with the shard's offset to the ingest log's single writer in one transaction
 /// (exactly-once state). Entities idle for `idle-timeout` whose latest state is committed are
 /// dropped from memory (passivated); after every few thousand passivations (over all shards) the
-/// next tick returns the freed heap to the OS (`malloc_trim`), or glibc would keep it. An entity
+/// next tick returns the freed heap to the OS (`release_free_heap`: glibc would keep it). An entity
 /// that throws stops its shard (nothing past the failing batch is checkpointed).
 ///
 /// Concurrency: one actor; the entities live inside it (no message, no mailbox, no actor per key:

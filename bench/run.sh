@@ -5,6 +5,7 @@
 # actor) and restart replay (1,000,000 unconsumed log entries). Prints one table.
 #
 #   bench/run.sh [--quick] [--only NAME[,NAME...]] [--build-dir DIR] [--list] [--keep]
+#                [--node-env NAME=VALUE]...
 #
 # Each scenario starts its own node (port 0, a temp data dir), measures, stops it with SIGTERM and
 # removes the data dir (--keep keeps them). Exit status: 0 when every scenario ran (a missed goal
@@ -17,16 +18,20 @@ BUILD=${SLUICE_BUILD_DIR:-$ROOT/build}
 QUICK=0
 ONLY=""
 KEEP=0
+NODE_ENV=() # --node-env: environment of the node only (e.g. LD_PRELOAD=... for an allocator A/B)
 ALL_SCENARIOS=(ref-wrk ref-loadgen ref-p99-400k ws-msgpack-100 ws-json-100 http-json-100
                http-json-1 ws-msgpack-1 memory memory-active replay)
 
 usage() {
   cat >&2 <<EOF
 usage: bench/run.sh [--quick] [--only NAME[,NAME...]] [--build-dir DIR] [--list] [--keep]
+                    [--node-env NAME=VALUE]...
   --quick       short runs (3 s load, 100,000 devices/entries instead of 1,000,000): a smoke run
   --only NAMES  run only these scenarios (comma separated; --list shows them)
   --build-dir   CMake build directory (default: \$SLUICE_BUILD_DIR or build/); built if needed
   --keep        keep the temp data dirs and node logs
+  --node-env    set NAME=VALUE in the node's environment only (repeatable), e.g.
+                --node-env LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
 scenarios: ${ALL_SCENARIOS[*]}
 EOF
   exit 2
@@ -40,6 +45,8 @@ while (($#)); do
     --build-dir) BUILD=${2:?--build-dir needs a directory}; shift ;;
     --build-dir=*) BUILD=${1#--build-dir=} ;;
     --keep) KEEP=1 ;;
+    --node-env) NODE_ENV+=("${2:?--node-env needs NAME=VALUE}"); shift ;;
+    --node-env=*) NODE_ENV+=("${1#--node-env=}") ;;
     --list) printf '%s\n' "${ALL_SCENARIOS[@]}"; exit 0 ;;
     -h|--help) usage ;;
     *) echo "bench/run.sh: unknown argument '$1'" >&2; usage ;;
@@ -115,7 +122,7 @@ start_node() {
   local name=$1; shift
   DATA=$WORK/$name
   mkdir -p "$DATA"
-  (cd "$ROOT" && exec "$SLUICE" serve --config-file="$REF_CONF" --gateway.port=0 \
+  (cd "$ROOT" && exec env ${NODE_ENV[@]+"${NODE_ENV[@]}"} "$SLUICE" serve --config-file="$REF_CONF" --gateway.port=0 \
      --sluice.data-dir="$DATA" ${ACCESS_OPTS[@]+"${ACCESS_OPTS[@]}"} "$@" >"$DATA/node.out" 2>"$DATA/node.err") &
   NODE_PID=$!
   NODE_STARTED=$(date +%s.%N)
@@ -184,6 +191,16 @@ measure_load() {
   HWM_KB=$(status_kb VmHWM)
 }
 
+# cpu_note NAME EVENTS: the node's CPU time (utime + stime) from its start until now (consumers
+# caught up) per event, as a line under the table: the figure to compare builds by on a shared
+# machine, where events/s depends on how much of the CPU the node got.
+cpu_note() {
+  local ticks
+  ticks=$(cpu_ticks)
+  NOTES+=("$(awk -v n="$1" -v e="$2" -v c="$ticks" -v t="$CLK_TCK" 'BEGIN {
+    printf "cpu: %s: node CPU %.1f s (start to caught up) / %d events = %.2f us/event", n, c / t, e, (e > 0) ? 1e6 * c / t / e : 0 }')")
+}
+
 field() { grep -o "\b$1=[^ ]*" <<<"$2" | head -n 1 | cut -d= -f2; }
 
 # After SIGTERM: every acknowledged event is in exactly one sink file, no card number unmasked.
@@ -230,6 +247,7 @@ loadgen_scenario() {
   errors=$(field errors "$CLIENT_OUT")
   accepted=$(($(metrics | metric_sum sluice_events_accepted_total) - accepted0))
   time_catch_up
+  cpu_note "$name" "$accepted"
   stop_node TERM
   check_sinks "$accepted"
   [[ -n $eps && $CLIENT_RC -le 1 ]] || { FAILED+=("$name"); row "$name" loadgen - - - - - - - "$gtext" - "client failed"; return 0; }
@@ -253,6 +271,7 @@ scenario_ref_wrk() {
   res=$(grep '^RESULT' <<<"$CLIENT_OUT" || true)
   accepted=$(($(metrics | metric_sum sluice_events_accepted_total) - accepted0))
   time_catch_up
+  cpu_note ref-wrk "$accepted"
   stop_node TERM
   if [[ -z $res ]]; then
     log "ref-wrk: no RESULT line: $CLIENT_OUT"
@@ -335,6 +354,7 @@ scenario_memory() {
   passivated=$(metric_sum sluice_actors_passivated_total 'kind="device"' <<<"$m")
   rss_kb=$(status_kb VmRSS); anon_kb=$(status_kb RssAnon)
   HWM_KB=$(status_kb VmHWM)
+  cpu_note "$name" "$DEVICES"
   stop_node TERM
   local check="ok"
   ((spawned == DEVICES && passivated >= DEVICES)) || check="FAIL(spawned=$spawned,passivated=$passivated)"
@@ -397,6 +417,7 @@ scenario_replay() {
   secs=$(awk -v a="$NODE_STARTED" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
   cpu=$(awk -v c="$c1" -v t="$CLK_TCK" -v w="$secs" 'BEGIN { printf "%.0f", 100 * c / t / w }')
   HWM_KB=$(status_kb VmHWM)
+  cpu_note "$name" "$REPLAY_EVENTS"
   stop_node TERM
   check_sinks "$REPLAY_EVENTS"
   local eps

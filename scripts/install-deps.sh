@@ -20,6 +20,7 @@ APT_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libhyperscan-dev libre2-dev zlib1g-dev libcsv-dev
   libxxhash-dev # XXH3 for the cluster ring (actors/cluster/ring.cpp)
+  libjemalloc-dev # the sluice executable's malloc (app/CMakeLists.txt SLUICE_ALLOCATOR)
   wrk curl strace
 )
 if ((WITH_TESTS)); then
