@@ -1,4 +1,5 @@
 #include "actors/ingest_log.hpp"
+#include "actors/heap.hpp"
 #include "actors/log.hpp"
 
 #include "actors/drain.hpp"
@@ -272,6 +273,24 @@ void after_serving(self_ptr self) {
     request_chunk(self, furthest + 1);
 }
 
+/// Once no consumer lags, hands the memory a catch-up used (decoded chunks, slices, the consumers'
+/// copies) back to the system: glibc keeps freed memory in its arenas (measured after a 20 s
+/// ws-msgpack-100 backlog: 1.1 GB of the node's 1.37 GB anonymous RSS was such free memory),
+/// jemalloc until its decay time. At most once per `trim_interval` (a consumer may turn live again
+/// and again under load).
+void release_backlog_memory(self_ptr self) {
+  constexpr auto trim_interval = std::chrono::seconds{5};
+  auto& st = self->state;
+  for (auto& l : st.links)
+    if (l.actor && !l.live)
+      return;
+  auto now = std::chrono::steady_clock::now();
+  if (now - st.last_trim < trim_interval)
+    return;
+  st.last_trim = now;
+  release_free_heap();
+}
+
 /// Sends lagging consumer `i` cached chunks while it has room; turns it live at the head.
 void serve(self_ptr self, size_t i) {
   auto& st = self->state;
@@ -279,6 +298,7 @@ void serve(self_ptr self, size_t i) {
   while (!l.live && l.actor && has_room(self, l)) {
     if (l.sent_upto >= st.log->stats().next_offset - 1) {
       l.live = true;
+      release_backlog_memory(self);
       return;
     }
     auto pos = l.sent_upto + 1;

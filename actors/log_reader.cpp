@@ -9,6 +9,8 @@
 
 #include <caf/all.hpp>
 
+#include <algorithm>
+
 namespace sluice {
 
 namespace {
@@ -41,17 +43,30 @@ log_reader(log_reader_actor::stateful_pointer<log_reader_state> self,
           auto key = consumer_spec::key(slice, device, profile);
           return !key.empty() && shard_index(key, count) == index;
         };
-      event_batch decoded;
+      // Counting first (record headers only) lets the answer be decoded in place into a vector
+      // of its final size: no growth by doubling (up to twice the memory, and every event moved
+      // on each growth) and no intermediate batch per record.
+      uint64_t stored = 0;
+      st.log->read(from, [&](uint64_t first, uint32_t n, std::string_view) {
+        stored += n - std::min<uint64_t>(n, from > first ? from - first : 0);
+        scanned += n;
+        return stored < max_events && scanned < max_scan_factor * max_events;
+      });
+      out.events.reserve(slice == consumer_spec::slice::all ? stored : stored / count + 1);
+      scanned = 0;
       st.log->read(from, [&](uint64_t first, uint32_t n, std::string_view bytes) {
-        decoded.clear();
-        if (!decode_log_record_if(bytes, first, decoded, keep)) {
+        auto before = out.events.size();
+        if (!decode_log_record_if(bytes, first, out.events, keep)) {
           st.unreadable->inc();
           log_json("error", "stored log record unreadable; skipped",
                    {{"offset", std::to_string(first)}, {"events", std::to_string(n)}});
+        } else if (first < from) { // the record holding `from` starts before it
+          auto it = out.events.begin() + static_cast<std::ptrdiff_t>(before);
+          auto end = it;
+          while (end != out.events.end() && end->offset < from)
+            ++end;
+          out.events.erase(it, end);
         }
-        for (auto& e : decoded)
-          if (e.offset >= from)
-            out.events.push_back(std::move(e));
         out.upto = first + n - 1;
         scanned += n;
         return out.events.size() < max_events && scanned < max_scan_factor * max_events;

@@ -3,10 +3,16 @@
 #include "persistence/lmdb_detail.hpp"
 
 #include <lmdb.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <limits>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -23,6 +29,84 @@ constexpr size_t count_prefix_bytes = 4;
 /// Key in db::meta holding the log's next offset (8 bytes big-endian), written by `trim`, so
 /// offsets keep increasing across a restart even when every record has been trimmed.
 constexpr std::string_view next_offset_key = "log.next_offset";
+
+/// The address range of the environment's memory map.
+struct map_range {
+  uintptr_t begin = 0;
+  uintptr_t end = 0;
+};
+
+/// Where `env`'s data file is mapped in this process (from /proc/self/maps, matched by inode; LMDB
+/// does not tell its map address unless MDB_FIXEDMAP). Empty when not found.
+map_range map_of(MDB_env* env) {
+  mdb_filehandle_t fd;
+  struct stat st;
+  if (mdb_env_get_fd(env, &fd) != MDB_SUCCESS || ::fstat(fd, &st) != 0)
+    return {};
+  std::ifstream maps{"/proc/self/maps"};
+  std::string line;
+  while (std::getline(maps, line)) {
+    // "begin-end perms offset dev inode path"
+    unsigned long long begin = 0, end = 0, offset = 0, inode = 0;
+    char perms[8] = {};
+    char dev[16] = {};
+    if (std::sscanf(line.c_str(), "%llx-%llx %7s %llx %15s %llu", &begin, &end, perms, &offset,
+                    dev, &inode)
+          == 6
+        && inode == static_cast<unsigned long long>(st.st_ino) && offset == 0)
+      return {static_cast<uintptr_t>(begin), static_cast<uintptr_t>(end)};
+  }
+  return {};
+}
+
+/// The pages of a record value that fills at least one page, whose mapping this process may drop:
+/// such a value lives on overflow pages of its own, so no other record shares them. The pages stay in
+/// the page cache (without MDB_WRITEMAP the map is a read-only shared file mapping; a later access
+/// maps them again), but no longer count in the process's RSS: without this, catch-up reads of a
+/// log that lags by `storage.max-log-bytes` leave that much of the file resident in the process.
+/// Only a value inside the map qualifies (never a dirty page of a write transaction, which is
+/// heap memory); empty otherwise.
+map_range value_pages(const map_range& map, const MDB_val& v) {
+  static const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  auto data = reinterpret_cast<uintptr_t>(v.mv_data);
+  if (v.mv_size < page || data < map.begin || data + v.mv_size > map.end)
+    return {};
+  return {data & ~(page - 1), (data + v.mv_size + page - 1) & ~(page - 1)};
+}
+
+/// Collects the pages of consecutive values (see `value_pages`) and releases each contiguous run
+/// with one `madvise`: each call interrupts every core running one of the process's threads (TLB
+/// shootdown), so records stored one after the other cost one call, not one each.
+class page_releaser {
+public:
+  explicit page_releaser(map_range map) : map_(map) {
+    // nop
+  }
+  page_releaser(const page_releaser&) = delete;
+  page_releaser& operator=(const page_releaser&) = delete;
+  ~page_releaser() {
+    flush();
+  }
+  void add(const MDB_val& v) {
+    auto r = value_pages(map_, v);
+    if (r.end == r.begin)
+      return;
+    if (r.begin != run_.end)
+      flush();
+    if (run_.end == run_.begin)
+      run_.begin = r.begin;
+    run_.end = r.end;
+  }
+  void flush() {
+    if (run_.end > run_.begin) // advisory: errors ignored
+      ::madvise(reinterpret_cast<void*>(run_.begin), run_.end - run_.begin, MADV_DONTNEED);
+    run_ = {};
+  }
+
+private:
+  map_range map_;
+  map_range run_;
+};
 
 /// One stored record, viewing LMDB's memory.
 struct record {
@@ -109,6 +193,7 @@ void log_store::read(uint64_t from,
                      const std::function<bool(uint64_t, uint32_t, std::string_view)>& fn) const {
   read_txn txn{env_};
   detail::cursor cur{txn.handle(), env_.dbi(db::log), db::log};
+  page_releaser released{map_of(env_.handle())};
   auto from_key = encode_be64(from);
   MDB_val k = to_val(from_key);
   MDB_val v;
@@ -133,7 +218,9 @@ void log_store::read(uint64_t from,
   for (bool found = cur.get(k, v, MDB_SET_KEY, "MDB_SET_KEY"); found;
        found = cur.get(k, v, MDB_NEXT, "MDB_NEXT")) {
     auto rec = parse(k, v);
-    if (!fn(rec.first, rec.count, rec.payload))
+    bool more = fn(rec.first, rec.count, rec.payload);
+    released.add(v); // `fn` is done with the bytes
+    if (!more)
       break;
   }
 }
@@ -142,6 +229,7 @@ size_t log_store::trim(write_txn& txn, uint64_t below) {
   detail::cursor cur{detail::live(txn.handle(), "log_store::trim"), env_.dbi(db::log), db::log};
   size_t removed = 0;
   uint64_t new_first = 0;
+  std::optional<page_releaser> released; // the map is looked up once per trim that removes any
   MDB_val k;
   MDB_val v;
   while (cur.get(k, v, MDB_FIRST, "MDB_FIRST")) {
@@ -151,6 +239,9 @@ size_t log_store::trim(write_txn& txn, uint64_t below) {
       break;
     }
     cur.del();
+    if (!released)
+      released.emplace(map_of(env_.handle()));
+    released->add(v); // reading its count mapped the record's first page
     ++removed;
     --stats_.records;
     stats_.bytes -= rec.stored_bytes;

@@ -38,7 +38,10 @@ public:
   uint64_t append(write_txn& txn, uint32_t count, std::string_view value);
   /// Calls `fn(first_offset, count, value)` for each record holding any offset >= `from`, in order,
   /// until `fn` returns false. `count` is the number of events in the record; `value` is the batch
-  /// as appended (without the count prefix) and is valid only during the call.
+  /// as appended (without the count prefix) and is valid only during the call: afterwards the
+  /// pages of a value of at least one page are unmapped from the process (`madvise`; they stay in
+  /// the page cache), so reading a large backlog does not leave it in the process's RSS. `trim`
+  /// does the same for the records it deletes.
   void read(uint64_t from,
             const std::function<bool(uint64_t, uint32_t, std::string_view)>& fn) const;
   /// Deletes every record whose events all lie below `below`; returns records removed.
