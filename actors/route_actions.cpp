@@ -463,28 +463,69 @@ route_transformer::route_transformer(std::shared_ptr<const pii_detector> pii,
 
 route_transformer::~route_transformer() = default;
 
-void route_transformer::apply(std::string_view route, const route_actions& a, event& e) {
+namespace {
+
+bool names_attr_key(std::string_view key, const void* ctx) {
+  return static_cast<const route_actions::node*>(ctx)->child(key) != nullptr;
+}
+
+/// Whether the attributes may hold a top-level key that an action names: false when none of the
+/// names occurs in the encoded bytes at all (a key is stored as its bytes, whatever its msgpack
+/// header), which settles most events with one short search instead of a walk over the map.
+bool may_name_attr_key(const route_actions::node& attrs, std::string_view encoded) {
+  constexpr size_t max_searched_keys = 4; // beyond this, walking the map is cheaper
+  if (attrs.children.size() > max_searched_keys)
+    return true;
+  for (auto& c : attrs.children)
+    if (encoded.find(c.key) != std::string_view::npos)
+      return true;
+  return false;
+}
+
+} // namespace
+
+route_transformer::plan route_transformer::plan_for(const route_actions& a, const event& e) const {
   auto& m = *impl_;
+  plan p;
+  p.scan = a.pii != pii_mode::off && m.scanner && m.pii->any_kind() && m.scanner->maybe(e);
+  // Attribute actions rewrite the map only when it holds a key they name (keep removes the
+  // others, so it always rewrites); the check reads the top-level keys without allocating.
+  p.attr_work = a.attr_actions
+                && (a.keep_mode
+                    || (may_name_attr_key(a.attrs, e.attrs)
+                        && any_attr_key(e.attrs, names_attr_key, &a.attrs)));
+  p.envelope_work = a.id != field_action::none || a.device_id != field_action::none
+                    || a.profile_id != field_action::none;
+  return p;
+}
+
+void route_transformer::apply(std::string_view route, const route_actions& a, event& e) {
   detections_.fill(0);
+  auto p = plan_for(a, e);
+  if (p.changes())
+    apply(route, a, p, e);
+}
+
+const event& route_transformer::apply(std::string_view route, const route_actions& a,
+                                      const event& in, event& out) {
+  detections_.fill(0);
+  auto p = plan_for(a, in);
+  if (!p.changes())
+    return in;
+  out = in; // reuses out's buffers
+  apply(route, a, p, out);
+  return out;
+}
+
+void route_transformer::apply(std::string_view route, const route_actions& a, const plan& p,
+                              event& e) {
+  auto& m = *impl_;
   m.mode = a.pii;
-  bool scan = a.pii != pii_mode::off && m.scanner && m.pii->any_kind() && m.scanner->maybe(e);
-  if (!scan && !a.field_actions())
-    return;
+  bool scan = p.scan;
   m.envelope(e.id, "id", a.id, scan);
   m.envelope(e.device_id, "device_id", a.device_id, scan);
   m.envelope(e.profile_id, "profile_id", a.profile_id, scan);
-  // Attribute actions rewrite the map only when it holds a key they name (keep removes the
-  // others, so it always rewrites); the check reads the top-level keys without allocating.
-  bool attr_work = a.attr_actions
-                   && (a.keep_mode
-                       || any_attr_key(
-                         e.attrs,
-                         [](std::string_view key, const void* ctx) {
-                           return static_cast<const route_actions::node*>(ctx)->child(key)
-                                  != nullptr;
-                         },
-                         &a.attrs));
-  if ((scan || attr_work) && !e.attrs.empty()) {
+  if ((scan || p.attr_work) && !e.attrs.empty()) {
     m.zone.clear();
     size_t off = 0;
     bool referenced = false;

@@ -89,9 +89,10 @@ struct route_actions {
 /// `hash` of named fields, then PII in the remaining string values (per the route's `pii`
 /// mode), then `rename`. Events without actions and without a PII pre-filter hit are left
 /// untouched (the common, fast path: one vectored Hyperscan scan), and so are the attributes of
-/// events whose top-level keys name no attribute action (one allocation-free pass over the keys,
-/// `any_attr_key`; `keep` always rewrites); others have their `attrs` map rewritten (msgpack-c,
-/// zone and output buffer reused).
+/// events whose top-level keys name no attribute action (a search for the named keys' bytes in
+/// the encoded map, then, when one occurs, an allocation-free pass over the keys, `any_attr_key`;
+/// `keep` always rewrites); others have their `attrs` map rewritten (msgpack-c, zone and output
+/// buffer reused). The `const event&` overload copies only events it changes.
 ///
 /// Lifecycle: one per sink runner; not thread-safe. Counts `sluice_pii_detected_total{route,
 /// kind, sink}` (each delivered copy counts). Hashing without a secret (prevented at start and
@@ -108,12 +109,31 @@ public:
   /// Applies the actions of route `route` to `e`.
   void apply(std::string_view route, const route_actions& actions, event& e);
 
+  /// The sink's copy of `in` under the actions of route `route`: `in` itself when they leave it
+  /// as it is (no action applies to it and the PII pre-filter finds nothing to scan), else `out`,
+  /// assigned from `in` (reusing `out`'s buffers) and changed. The sink runner keeps a pointer to
+  /// `in` in the first case, so only the events a route changes are copied.
+  const event& apply(std::string_view route, const route_actions& actions, const event& in,
+                     event& out);
+
   /// Detections per kind counted by the last `apply` (tests).
   const std::array<uint32_t, pii_kind_count>& last_detections() const noexcept {
     return detections_;
   }
 
 private:
+  /// What `apply` has to do for one event, decided without changing (or copying) it.
+  struct plan {
+    bool scan = false;          ///< the PII pre-filter hit: scan the strings
+    bool attr_work = false;     ///< the attributes hold a key an action names (or `keep`)
+    bool envelope_work = false; ///< an action on id, device_id or profile_id
+    bool changes() const noexcept {
+      return scan || attr_work || envelope_work;
+    }
+  };
+  plan plan_for(const route_actions& actions, const event& e) const;
+  void apply(std::string_view route, const route_actions& actions, const plan& p, event& e);
+
   struct impl;
   std::unique_ptr<impl> impl_;
   std::array<uint32_t, pii_kind_count> detections_{};

@@ -6,12 +6,23 @@
 #include <caf/all.hpp>
 
 #include <algorithm>
+#include <limits>
 
 namespace sluice {
 
 sink_runner_state::~sink_runner_state() {
   if (deps.target)
     deps.target->stop();
+}
+
+void held_events::clear() {
+  refs.clear();
+  batches.clear();
+  // Keep the copies for reuse unless far more are kept than were used (a burst of copies).
+  constexpr size_t keep_at_least = 1024;
+  if (copies.size() > keep_at_least && copies.size() > 4 * copies_used)
+    copies.resize(std::max(copies_used, keep_at_least));
+  copies_used = 0;
 }
 
 namespace {
@@ -132,8 +143,8 @@ void give_up(self_ptr self, const std::string& reason) {
   auto& st = self->state;
   std::vector<dead_letter> letters;
   letters.reserve(st.inflight.size());
-  for (auto& e : st.inflight)
-    letters.push_back(dead_letter{std::move(e), reason, "sink." + st.deps.name});
+  for (auto* e : st.inflight.refs)
+    letters.push_back(dead_letter{*e, reason, "sink." + st.deps.name});
   send_dead_letters(self, std::move(letters));
   st.inflight.clear();
   st.attempts = 0;
@@ -170,7 +181,7 @@ void attempt(self_ptr self) {
     st.started = status == sink_status::ok;
   }
   if (status == sink_status::ok)
-    status = st.deps.target->write(st.inflight, report);
+    status = st.deps.target->write_refs(st.inflight.refs, report);
   st.healthy->set(st.deps.target->healthy() ? 1 : 0);
   switch (status) {
     case sink_status::ok: {
@@ -178,7 +189,7 @@ void attempt(self_ptr self) {
       std::vector<dead_letter> letters;
       for (auto& [index, reason] : report.rejected)
         if (index < st.inflight.size())
-          letters.push_back(dead_letter{std::move(st.inflight[index]),
+          letters.push_back(dead_letter{*st.inflight.refs[index],
                                         "sink " + st.deps.name + " rejected the event: " + reason,
                                         "sink." + st.deps.name});
       st.delivered->inc(st.inflight.size() - letters.size());
@@ -281,6 +292,7 @@ sink_runner_state::route_view make_view(sink_runner_state& st,
     v.unrouted = &m.get_counter(
       "sluice_events_unrouted_total",
       "Events that matched no route while no _unmatched route is configured (not delivered)");
+  v.matched_n.assign(v.matched.size(), 0);
   return v;
 }
 
@@ -302,7 +314,7 @@ void refresh_routes(sink_runner_state& st) {
 }
 
 /// The view of the route version that routes the event at `offset`.
-const sink_runner_state::route_view& view_for(const sink_runner_state& st, log_offset offset) {
+sink_runner_state::route_view& view_for(sink_runner_state& st, log_offset offset) {
   auto& entries = st.history->entries;
   auto i = std::upper_bound(entries.begin(), entries.end(), offset,
                             [](log_offset o, const route_history::entry& e) {
@@ -320,30 +332,60 @@ struct routing {
 
 /// Whether routes send `e` to this sink, and which route decides this sink's copy: the first
 /// matching route (name order) that names the sink, or `_unmatched` when no route matched. A sink
-/// receives an event once however many of its routes match. Counts route matches this runner
-/// owns. The routes are the version in effect at the event's offset.
-routing routed_here(sink_runner_state& st, const event& e) {
-  auto& v = view_for(st, e.offset);
+/// receives an event once however many of its routes match. Counts route matches into the view
+/// (`count_routes` adds them to the counters this runner owns). `v` is the version of the routes
+/// in effect at the event's offset.
+routing routed_here(sink_runner_state::route_view& v, const event& e) {
   routing here;
   bool any = v.table->match(e, [&](size_t r) {
     if (here.actions == nullptr && v.here[r]) {
       here.name = v.table->routes[r].name;
       here.actions = &v.table->routes[r].actions;
     }
-    if (v.matched[r] != nullptr)
-      v.matched[r]->inc();
+    ++v.matched_n[r];
   });
   if (any)
     return here;
-  if (v.unmatched != nullptr)
-    v.unmatched->inc();
-  else if (v.unrouted != nullptr)
-    v.unrouted->inc();
+  ++v.unmatched_n;
   if (v.unmatched_here) {
     here.name = unmatched_route;
     here.actions = &v.table->unmatched_actions;
   }
   return here;
+}
+
+/// Adds the route counts of the batch just routed to the counters this runner owns.
+void count_routes(sink_runner_state& st) {
+  for (auto& v : st.views) {
+    for (size_t r = 0; r < v.matched_n.size(); ++r) {
+      if (v.matched_n[r] > 0 && v.matched[r] != nullptr)
+        v.matched[r]->inc(v.matched_n[r]);
+      v.matched_n[r] = 0;
+    }
+    if (v.unmatched_n > 0) {
+      if (v.unmatched != nullptr)
+        v.unmatched->inc(v.unmatched_n);
+      else if (v.unrouted != nullptr)
+        v.unrouted->inc(v.unmatched_n);
+      v.unmatched_n = 0;
+    }
+  }
+}
+
+/// Keeps the message holding `batch` (the one being handled) alive with `into`; false when the
+/// message is not shared but would have to be copied (a message built from values, as tests send).
+bool keep_batch(self_ptr self, const committed_batch& batch, held_events& into) {
+  auto* element = self->current_mailbox_element();
+  if (element == nullptr)
+    return false;
+  auto& content = element->content();
+  if (content.size() != 2 || content.get(1) != static_cast<const void*>(&batch))
+    return false;
+  auto msg = element->copy_content_to_message();
+  if (msg.size() != 2 || msg.at(1) != static_cast<const void*>(&batch))
+    return false; // a copy: the event pointers would not point into it
+  into.batches.push_back(std::move(msg));
+  return true;
 }
 
 } // namespace
@@ -397,27 +439,58 @@ sink_actor::behavior_type sink_runner(self_ptr self, sink_runner_deps deps) {
   self->delayed_send(self, st.deps.cfg.flush_interval, tick_atom_v);
   return {
     [self](dispatch_atom, const committed_batch& batch) {
-      // By const reference: the log sends every runner the same message; only the events routed
-      // here are copied.
+      // By const reference: the log sends every runner the same message, which the runner keeps
+      // (a reference count) while it holds events of it; events are copied only when a route
+      // changes them or when this sink takes few of them.
       auto& st = self->state;
       refresh_routes(st); // published before any event it routes was dispatched
-      size_t taken = 0;
+      auto& taken = st.taken;
+      taken.clear();
+      auto& entries = st.history->entries;
+      sink_runner_state::route_view* v = nullptr;
+      log_offset view_until = 0; // the view `v` routes offsets below this
       for (auto& e : batch.events) {
         if (e.offset <= st.deps.done_upto)
           continue; // delivered before a restart
         if (!e.origin.empty())
           continue; // forwarded by the node that accepted it, whose sinks deliver it: not ours
                     // to route, count or deliver (it is in this log only for device/profile state)
-        auto r = routed_here(st, e);
-        if (r.actions == nullptr)
-          continue; // not for this sink
-        st.buffer.push_back(e);
-        // The route's actions (keep/drop, mask, hash, rename, PII) apply to this sink's copy.
-        st.transform->apply(r.name, *r.actions, st.buffer.back());
-        st.buffer_bytes += approx_bytes(st.buffer.back());
-        ++taken;
+        if (v == nullptr || e.offset >= view_until) {
+          // Events come in offset order: look the route version up again only past its range.
+          v = &view_for(st, e.offset);
+          auto next = std::upper_bound(entries.begin(), entries.end(), e.offset,
+                                       [](log_offset o, const route_history::entry& x) {
+                                         return o < x.effective_from;
+                                       });
+          view_until = next == entries.end() ? std::numeric_limits<log_offset>::max()
+                                             : next->effective_from;
+        }
+        auto r = routed_here(*v, e);
+        if (r.actions != nullptr) // else not for this sink
+          taken.push_back({&e, r.name, r.actions});
       }
-      st.received->inc(taken);
+      count_routes(st);
+      // Keep the batch when this sink takes at least half of it; else copy what it takes, so a
+      // sink that takes few events does not keep the others alive.
+      bool kept = !taken.empty() && taken.size() * 2 >= batch.events.size()
+                  && keep_batch(self, batch, st.buffer);
+      for (auto& t : taken) {
+        // The route's actions (keep/drop, mask, hash, rename, PII) apply to this sink's copy.
+        auto& spare = st.buffer.spare_copy();
+        auto& out = st.transform->apply(t.route, *t.actions, *t.e, spare);
+        const event* ref;
+        if (&out == &spare) {
+          ref = st.buffer.take_copy();
+        } else if (kept) {
+          ref = t.e;
+        } else {
+          spare = *t.e;
+          ref = st.buffer.take_copy();
+        }
+        st.buffer.refs.push_back(ref);
+        st.buffer_bytes += approx_bytes(*ref);
+      }
+      st.received->inc(taken.size());
       st.seen_upto = std::max(st.seen_upto, batch.upto);
       st.unreported_upto = std::max(st.unreported_upto, batch.upto);
       st.queued->set(static_cast<int64_t>(held(st)));

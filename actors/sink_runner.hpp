@@ -5,9 +5,11 @@
 #include "actors/route_table.hpp"
 #include "actors/sinks/sink.hpp"
 
+#include <caf/message.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_response_promise.hpp>
 
+#include <deque>
 #include <memory>
 #include <random>
 #include <string>
@@ -42,6 +44,47 @@ struct sink_runner_deps {
   log_offset done_upto = 0;
 };
 
+/// The events a sink runner holds for its sink (buffered, or in flight), mostly without copying
+/// them: pointers into the committed batches it keeps alive by their messages (the log sends
+/// every runner the same message, so keeping it costs a reference count), and into its own
+/// copies, made only of events a route's actions change and of the events taken from a batch of
+/// which the sink takes less than half (so a sink taking 5% of the events keeps 5%, not the whole
+/// batch). Copies reuse the buffers of earlier ones. Not thread-safe (one runner).
+struct held_events {
+  /// The events, in offset order (what `sink::write_refs` gets).
+  event_refs refs;
+  /// The committed batches `refs` points into.
+  std::vector<caf::message> batches;
+  /// Copies `refs` points into: the first `copies_used` are in use, the rest are kept for reuse.
+  std::deque<event> copies;
+  size_t copies_used = 0;
+
+  size_t size() const noexcept {
+    return refs.size();
+  }
+  bool empty() const noexcept {
+    return refs.empty();
+  }
+  /// A slot for the next copy; `take_copy` puts it in use.
+  event& spare_copy() {
+    if (copies_used == copies.size())
+      copies.emplace_back();
+    return copies[copies_used];
+  }
+  const event* take_copy() {
+    return &copies[copies_used++];
+  }
+  /// Drops every event (and the batches it kept); trims the copies kept for reuse to what was in
+  /// use when far fewer were.
+  void clear();
+  void swap(held_events& other) noexcept {
+    refs.swap(other.refs);
+    batches.swap(other.batches);
+    copies.swap(other.copies);
+    std::swap(copies_used, other.copies_used);
+  }
+};
+
 /// State of the engine that drives one sink: a consumer of the ingest log.
 ///
 /// Lifecycle: spawned at start with the sink's recorded offset; receives every committed batch,
@@ -60,10 +103,14 @@ struct sink_runner_deps {
 /// than `max-queued-events`; beyond that (target slow or down) it stops, and the log keeps the
 /// rest on disk, so memory stays bounded and other sinks go on. Concurrency: runs detached (the
 /// sink may block).
+///
+/// Cost per event: the routes are evaluated once per event (the route counters are added once per
+/// batch); an event the sink takes is held by pointer (`held_events`) and copied only when a
+/// route's actions change it; the sink gets the pointers (`sink::write_refs`).
 struct sink_runner_state {
   static inline const char* name = "sink-runner";
   sink_runner_deps deps;
-  event_batch buffer;
+  held_events buffer;
   size_t buffer_bytes = 0;
   /// `upto` of the latest committed batch received.
   log_offset seen_upto = 0;
@@ -71,7 +118,7 @@ struct sink_runner_state {
   log_offset unreported_upto = 0;
   /// Everything at or below this was written with `ok` (or dead-lettered).
   log_offset accepted_upto = 0;
-  event_batch inflight;
+  held_events inflight;
   log_offset inflight_upto = 0;
   uint32_t attempts = 0;
   bool started = false;
@@ -95,7 +142,18 @@ struct sink_runner_state {
     bool unmatched_here = false;
     counter* unmatched = nullptr;
     counter* unrouted = nullptr;
+    /// Counts of the batch being routed, added to the counters once per batch.
+    std::vector<uint64_t> matched_n;
+    uint64_t unmatched_n = 0;
+    uint64_t unrouted_n = 0;
   };
+  /// Scratch of the batch being routed: the events this sink takes and their deciding routes.
+  struct taken_event {
+    const event* e;
+    std::string_view route;
+    const route_actions* actions;
+  };
+  std::vector<taken_event> taken;
   /// The route versions last seen (from `deps.registry`, or one made of `deps.routes`) and a
   /// view per entry; rebuilt when a swap publishes a new history (counters of new route names
   /// are registered then).

@@ -13,16 +13,20 @@
 #include "actors/pii.hpp"
 #include "actors/route_actions.hpp"
 #include "actors/route_table.hpp"
+#include "actors/sinks/file/file_sink.hpp"
 #include "messages/codec.hpp"
 
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <deque>
 #include <random>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include <unistd.h>
 
 namespace {
 
@@ -197,6 +201,277 @@ void pii_prefilter_only(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
 }
 BENCHMARK(pii_prefilter_only);
+
+// -- the sink side of the reference job (conf/reference.conf) ------------------------------------
+//
+// The events of ../shared/bench/reference-job.lua (5% `error`, 1% with a card number), the routes
+// of conf/reference.conf (type == "error" -> errors, the rest -> events, card masked, PII off) and
+// both sinks, per event of a committed batch (argument: events per batch; 2,048 is about what a
+// live commit holds, 65,536 a catch-up chunk):
+//
+// * sink_take/copy: what a sink runner did per event until this change: route, copy every event
+//   it takes into its buffer, apply the route's actions to the copy in place.
+// * sink_take/ref: what it does now: route, hold events by pointer, copy only what a route changes
+//   (the 1% with a card) and events of a batch the sink takes less than half of (errors).
+// * file_write/one_write: the file sink until this change: render the whole batch into one
+//   buffer, one write(2) (reproduced here with the same renderer).
+// * file_write/chunked: file_sink::write_refs now: render and write 256 KB chunks of whole lines.
+//
+// The file benchmarks write to a temporary file (fsync off: the CPU, not the disk) and measure
+// thread CPU time, which includes the kernel's copy into the page cache.
+
+const char* reference_routes_ini = R"(
+[routes.errors]
+when = "type == \"error\""
+sinks = ["errors"]
+mask = ["card"]
+pii = "off"
+[routes._unmatched]
+sinks = ["events"]
+mask = ["card"]
+pii = "off"
+)";
+
+std::string reference_event_json(uint64_t k) {
+  static const char* const types[] = {"play",      "pause",     "seek",      "stop",
+                                      "heartbeat", "heartbeat", "heartbeat", "heartbeat",
+                                      "bitrate_change", "heartbeat"};
+  const char* type = k % 20 == 0 ? "error" : types[k % 10];
+  char buf[512];
+  std::snprintf(buf, sizeof buf,
+                R"({"id":"%08llx-0000-4%03llx-a%03llx-%012llx","type":"%s",)"
+                R"("device_id":"dev-%016llx","profile_id":"prof-%010llu",)"
+                R"("title_id":"title-%08llu","ts":%llu,"position_ms":%llu%s})",
+                static_cast<unsigned long long>(k), static_cast<unsigned long long>(k % 4096),
+                static_cast<unsigned long long>((k * 7) % 4096),
+                static_cast<unsigned long long>(k * 2654435761ULL % 281474976710656ULL), type,
+                static_cast<unsigned long long>((k * 40503) % 18446744073709ULL),
+                static_cast<unsigned long long>(k % 9999991),
+                static_cast<unsigned long long>(k % 99991),
+                static_cast<unsigned long long>(1732233600000ULL + k),
+                static_cast<unsigned long long>((k * 1337) % 7200000),
+                k % 100 == 7 ? R"(,"card":"4111 1111 1111 1111")" : "");
+  return buf;
+}
+
+event_batch reference_batch(size_t n) {
+  std::string body = "[";
+  for (size_t k = 0; k < n; ++k) {
+    if (k > 0)
+      body += ',';
+    body += reference_event_json(k);
+  }
+  body += ']';
+  decode_limits limits;
+  limits.max_events = n;
+  auto b = decode_json(body, 1732233600123, limits);
+  if (!b.ok() || b.events.size() != n)
+    throw std::runtime_error("bad reference batch: " + b.error);
+  for (size_t i = 0; i < n; ++i)
+    b.events[i].offset = i + 1;
+  return std::move(b.events);
+}
+
+size_t approx_bytes(const event& e) {
+  return e.id.size() + e.type.size() + e.device_id.size() + e.profile_id.size() + e.attrs.size()
+         + 64;
+}
+
+struct reference_sinks {
+  route_table table;
+  route_transformer transform{nullptr, nullptr, "bench"};
+  event_batch batch;
+  std::vector<std::string> sinks = {"events", "errors"};
+
+  explicit reference_sinks(size_t n) : batch(reference_batch(n)) {
+    if (auto err = compile_routes_text(reference_routes_ini, sinks, table); !err.empty())
+      throw std::runtime_error(err);
+  }
+
+  /// The deciding route of sink `sink` for `e` (null: not for it), as the runner decides.
+  const route_actions* decide(size_t sink, const event& e, std::string_view& name) const {
+    const route_actions* here = nullptr;
+    bool any = table.match(e, [&](size_t r) {
+      auto& rt = table.routes[r];
+      if (here == nullptr
+          && std::find(rt.sinks.begin(), rt.sinks.end(), sink) != rt.sinks.end()) {
+        here = &rt.actions;
+        name = rt.name;
+      }
+    });
+    if (any)
+      return here;
+    auto& um = table.unmatched_sinks;
+    if (std::find(um.begin(), um.end(), sink) == um.end())
+      return nullptr;
+    name = unmatched_route;
+    return &table.unmatched_actions;
+  }
+};
+
+void sink_take_copy(benchmark::State& state) {
+  reference_sinks f{static_cast<size_t>(state.range(0))};
+  event_batch buffers[2];
+  size_t bytes = 0;
+  for (auto _ : state) {
+    for (size_t sink = 0; sink < 2; ++sink) {
+      auto& buffer = buffers[sink];
+      buffer.clear(); // the runner's inflight batch, written and cleared
+      for (auto& e : f.batch) {
+        std::string_view name;
+        auto actions = f.decide(sink, e, name);
+        if (actions == nullptr)
+          continue;
+        buffer.push_back(e);
+        f.transform.apply(name, *actions, buffer.back());
+        bytes += approx_bytes(buffer.back());
+      }
+    }
+    benchmark::DoNotOptimize(bytes);
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * f.batch.size()));
+}
+BENCHMARK(sink_take_copy)->Name("sink_take/copy")->Arg(2048)->Arg(65536);
+
+void sink_take_ref(benchmark::State& state) {
+  reference_sinks f{static_cast<size_t>(state.range(0))};
+  struct taken {
+    const event* e;
+    std::string_view name;
+    const route_actions* actions;
+  };
+  std::vector<taken> scratch;
+  event_refs refs[2];
+  std::deque<event> copies[2];
+  size_t used[2] = {0, 0};
+  size_t bytes = 0;
+  for (auto _ : state) {
+    for (size_t sink = 0; sink < 2; ++sink) {
+      refs[sink].clear();
+      used[sink] = 0;
+      scratch.clear();
+      for (auto& e : f.batch) {
+        std::string_view name;
+        if (auto actions = f.decide(sink, e, name))
+          scratch.push_back({&e, name, actions});
+      }
+      bool kept = scratch.size() * 2 >= f.batch.size();
+      for (auto& t : scratch) {
+        if (used[sink] == copies[sink].size())
+          copies[sink].emplace_back();
+        auto& spare = copies[sink][used[sink]];
+        auto& out = f.transform.apply(t.name, *t.actions, *t.e, spare);
+        const event* held = t.e;
+        if (&out == &spare) {
+          held = &copies[sink][used[sink]++];
+        } else if (!kept) {
+          spare = *t.e;
+          held = &copies[sink][used[sink]++];
+        }
+        refs[sink].push_back(held);
+        bytes += approx_bytes(*held);
+      }
+    }
+    benchmark::DoNotOptimize(bytes);
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * f.batch.size()));
+}
+BENCHMARK(sink_take_ref)->Name("sink_take/ref")->Arg(2048)->Arg(65536);
+
+/// A temporary NDJSON file, truncated (outside the timing) when it passes 256 MB.
+struct temp_file {
+  std::string path;
+  int fd = -1;
+  temp_file() {
+    char name[] = "/tmp/sluice-route-bench-XXXXXX";
+    fd = ::mkstemp(name);
+    if (fd < 0)
+      throw std::runtime_error("mkstemp failed");
+    path = name;
+  }
+  ~temp_file() {
+    ::close(fd);
+    ::unlink(path.c_str());
+  }
+  void trim(benchmark::State& state) {
+    if (::lseek(fd, 0, SEEK_END) < (off_t{256} << 20))
+      return;
+    state.PauseTiming();
+    [[maybe_unused]] auto rc = ::ftruncate(fd, 0);
+    state.ResumeTiming();
+  }
+};
+
+/// The masked events the events sink writes (95% of the batch).
+event_batch events_sink_batch(reference_sinks& f) {
+  event_batch out;
+  for (auto& e : f.batch) {
+    std::string_view name;
+    if (auto actions = f.decide(0, e, name)) {
+      out.push_back(e);
+      f.transform.apply(name, *actions, out.back());
+    }
+  }
+  return out;
+}
+
+void file_write_one_write(benchmark::State& state) {
+  reference_sinks f{static_cast<size_t>(state.range(0))};
+  auto events = events_sink_batch(f);
+  temp_file file;
+  std::string buffer;
+  for (auto _ : state) {
+    buffer.clear();
+    buffer.reserve(events.size() * 320);
+    for (auto& e : events) {
+      append_json(buffer, e, "node-1");
+      buffer += '\n';
+    }
+    const char* data = buffer.data();
+    size_t left = buffer.size();
+    while (left > 0) {
+      auto n = ::write(file.fd, data, left);
+      if (n <= 0)
+        throw std::runtime_error("write failed");
+      data += n;
+      left -= static_cast<size_t>(n);
+    }
+    file.trim(state);
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * events.size()));
+}
+BENCHMARK(file_write_one_write)->Name("file_write/one_write")->Arg(2048)->Arg(65536)
+  ->UseRealTime()->MeasureProcessCPUTime();
+
+void file_write_chunked(benchmark::State& state) {
+  reference_sinks f{static_cast<size_t>(state.range(0))};
+  auto events = events_sink_batch(f);
+  event_refs refs;
+  for (auto& e : events)
+    refs.push_back(&e);
+  temp_file file;
+  file_sink_config cfg;
+  cfg.path = file.path;
+  cfg.fsync = false;
+  file_sink sink{cfg, "node-1"};
+  write_report report;
+  std::string error;
+  if (sink.start(error) != sink_status::ok)
+    throw std::runtime_error(error);
+  for (auto _ : state) {
+    if (sink.write_refs(refs, report) != sink_status::ok)
+      throw std::runtime_error(report.error);
+    if (::lseek(file.fd, 0, SEEK_END) >= (off_t{256} << 20)) {
+      state.PauseTiming();
+      sink.stop(); // reopened by the next write: the sink keeps the file's size
+      [[maybe_unused]] auto rc = ::ftruncate(file.fd, 0);
+      state.ResumeTiming();
+    }
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * events.size()));
+}
+BENCHMARK(file_write_chunked)->Name("file_write/chunked")->Arg(2048)->Arg(65536)
+  ->UseRealTime()->MeasureProcessCPUTime();
 
 } // namespace
 

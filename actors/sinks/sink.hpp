@@ -35,6 +35,11 @@ struct write_report {
   std::vector<std::pair<size_t, std::string>> rejected;
 };
 
+/// A batch by pointer, in offset order: how the sink runner hands over the events it holds
+/// without copying them (they live in the committed batches it keeps, or in its copies of the
+/// events a route changed).
+using event_refs = std::vector<const event*>;
+
 /// One delivery target. Implementations are plain C++ and may block (the runner is a detached
 /// actor with its own thread); they are never called concurrently.
 ///
@@ -57,6 +62,16 @@ public:
   /// Delivers `events` (in offset order). On `retry` the same batch comes again (a buffering
   /// sink must not take it twice).
   virtual sink_status write(const event_batch& events, write_report& report) = 0;
+  /// `write` for events given by pointer: what the runner calls. Same contract (indexes in
+  /// `report.rejected` are positions in `events`). Default: copies the events into an
+  /// `event_batch` and calls `write`; a sink that only reads them overrides it to skip the copy.
+  virtual sink_status write_refs(const event_refs& events, write_report& report) {
+    event_batch copy;
+    copy.reserve(events.size());
+    for (auto* e : events)
+      copy.push_back(*e);
+    return write(copy, report);
+  }
   /// See the class comment; `accepted_upto` is the `upto` of the last batch written with `ok`.
   virtual log_offset durable_upto(log_offset accepted_upto) const { return accepted_upto; }
   /// Called every `flush-interval` (`final` = false) and when the node drains (`final` = true:

@@ -73,4 +73,30 @@ TEST_F(file_sink_test, a_file_holding_only_a_partial_line_is_emptied) {
   EXPECT_EQ(content(), "");
 }
 
+TEST_F(file_sink_test, a_batch_larger_than_a_write_chunk_is_written_whole_in_order_by_both_entry_points) {
+  // Batches are written in chunks of whole lines; by value or by pointer, the bytes are the same.
+  event_batch events;
+  std::string expected;
+  for (size_t i = 0; i < 3000; ++i) { // ~600 KB: more than two chunks
+    auto d = decode_json(R"({"id":"e)" + std::to_string(i)
+                           + R"(","type":"play","device_id":"d","ts":1,"note":")"
+                           + std::string(150, 'a' + static_cast<char>(i % 26)) + "\"}",
+                         7);
+    ASSERT_TRUE(d.ok());
+    d.events[0].offset = i + 1;
+    append_json(expected, d.events[0], "node-1");
+    expected += '\n';
+    events.push_back(std::move(d.events[0]));
+  }
+  auto s = started();
+  write_report report;
+  ASSERT_EQ(s->write(events, report), sink_status::ok) << report.error;
+  EXPECT_EQ(content(), expected);
+  event_refs refs;
+  for (auto& e : events)
+    refs.push_back(&e);
+  ASSERT_EQ(s->write_refs(refs, report), sink_status::ok) << report.error;
+  EXPECT_EQ(content(), expected + expected);
+}
+
 } // namespace

@@ -276,6 +276,38 @@ TEST_F(actions_test, field_actions_leave_events_without_the_named_keys_byte_for_
   EXPECT_FALSE(find_attr(k.attrs, "player"));
 }
 
+TEST_F(actions_test, the_copying_overload_copies_only_the_events_a_route_changes) {
+  // The sink runner holds events by pointer: `apply(route, actions, in, out)` answers `in` itself
+  // when nothing changes, else `out` (the changed copy), and never changes `in`.
+  route_transformer tf{detector, nullptr, "s"};
+  auto mask = compile({}, {}, {"card"}, {}, {}, "off");
+  auto plain = from_json(R"({"type":"play","device_id":"tv-1","ts":1,"title_id":"t-1"})");
+  auto look_alike = from_json(R"({"type":"play","device_id":"tv-1","ts":1,"title_id":"card",
+    "player":{"card":"nested"}})");
+  auto with = from_json(R"({"type":"play","device_id":"tv-1","ts":1,"card":"4111 1111 1111 1111",
+    "title_id":"t-1"})");
+  event out;
+  EXPECT_EQ(&tf.apply("r", mask, plain, out), &plain);
+  EXPECT_EQ(&tf.apply("r", mask, look_alike, out), &look_alike);
+  const auto before = with;
+  auto& changed = tf.apply("r", mask, with, out);
+  ASSERT_EQ(&changed, &out);
+  EXPECT_EQ(find_attr(out.attrs, "card")->s, "[masked]");
+  EXPECT_EQ(with, before);
+  // The same as the in-place overload gives.
+  auto in_place = with;
+  tf.apply("r", mask, in_place);
+  EXPECT_EQ(out, in_place);
+  // Envelope actions and PII that the pre-filter passes change (a copy of) every event.
+  auto hash_device = compile({}, {}, {}, {"device_id"}, {}, "off");
+  EXPECT_EQ(&tf.apply("r", hash_device, plain, out), &out);
+  EXPECT_NE(out.device_id, plain.device_id);
+  auto pii = compile({}, {}, {}, {}, {}, "mask");
+  EXPECT_EQ(&tf.apply("r", pii, with, out), &out);
+  EXPECT_EQ(find_attr(out.attrs, "card")->s, "[masked:card]");
+  EXPECT_EQ(&tf.apply("r", pii, plain, out), &plain);
+}
+
 TEST_F(actions_test, pii_is_masked_by_default_hashed_on_request_and_left_with_off) {
   route_transformer tf{detector, nullptr, "s"};
   auto original = from_json(R"({"type":"play","device_id":"tv-1","profile_id":"Bob@Example.com","ts":1,

@@ -257,6 +257,91 @@ TEST_F(routing_test, each_runner_keeps_the_events_its_routes_send_it_and_unmatch
   EXPECT_EQ(metrics_.value("sluice_sink_received_total", {{"sink", "all"}}), 1.0);
 }
 
+TEST_F(routing_test, runners_sharing_one_batch_message_mask_their_own_copies_and_keep_the_batch_for_a_retry) {
+  // The log sends every runner the same message. A runner that takes most of it keeps the message
+  // and its events by pointer (copying only what a route changes) until the sink has the batch,
+  // also across a retry; a runner that takes little copies what it takes. Neither changes the
+  // batch itself.
+  caf::settings routes, errors, rest;
+  errors["when"] = std::string{"type == \"error\""};
+  errors["sinks"] = caf::config_value::list{caf::config_value{std::string{"errors"}}};
+  errors["mask"] = caf::config_value::list{caf::config_value{std::string{"card"}}};
+  errors["pii"] = std::string{"off"};
+  rest["sinks"] = caf::config_value::list{caf::config_value{std::string{"events"}}};
+  rest["mask"] = caf::config_value::list{caf::config_value{std::string{"card"}}};
+  rest["pii"] = std::string{"off"};
+  routes["errors"] = errors;
+  routes["_unmatched"] = rest;
+  auto table = std::make_shared<route_table>();
+  ASSERT_EQ(load_routes(routes, {"errors", "events"}, *table), "");
+  ingest_log_deps ldeps;
+  ldeps.env = env_.get();
+  ldeps.metrics = &metrics_;
+  log = spawn(ingest_log, std::move(ldeps));
+  dlq = spawn(capture_dead_letters, letters);
+  std::vector<std::shared_ptr<scripted_sink>> targets;
+  std::vector<sink_actor> runners;
+  for (size_t i = 0; i < 2; ++i) {
+    targets.push_back(std::make_shared<scripted_sink>());
+    sink_runner_deps deps;
+    deps.name = i == 0 ? "errors" : "events";
+    deps.cfg.flush_interval = 50ms;
+    deps.cfg.max_batch_events = 2; // flushed by the batch itself
+    deps.target = targets.back();
+    deps.log = log;
+    deps.dead_letters = dlq;
+    deps.metrics = &metrics_;
+    deps.routes = table;
+    deps.sink_index = i;
+    runners.push_back(spawn(sink_runner, std::move(deps)));
+  }
+  targets[1]->script = {sink_status::retry}; // the events sink's first write fails
+  auto card = [](std::string value) {
+    msgpack::sbuffer buf;
+    msgpack::packer<msgpack::sbuffer> pk{buf};
+    pk.pack_map(2);
+    pk.pack(std::string{"title_id"});
+    pk.pack(std::string{"card game"}); // the key's bytes in a value: not the key
+    pk.pack(std::string{"card"});
+    pk.pack(value);
+    return std::string{buf.data(), buf.size()};
+  };
+  committed_batch b;
+  b.events = {make_event("1", "error", "d", "", 1), make_event("2", "play", "d", "", 1),
+              make_event("3", "play", "d", "", 1), make_event("4", "play", "d", "", 1)};
+  b.events[0].attrs = card("4111 1111 1111 1111");
+  b.events[1].attrs = card("4111 1111 1111 1111");
+  b.events[2].attrs = playback_attrs("card game", 10);
+  for (size_t i = 0; i < b.events.size(); ++i)
+    b.events[i].offset = i + 1;
+  b.upto = 4;
+  const auto original = b.events;
+  auto msg = caf::make_message(dispatch_atom_v, std::move(b));
+  for (auto& r : runners)
+    caf::anon_send(caf::actor_cast<caf::actor>(r), msg);
+  run();
+  EXPECT_EQ(msg.get_as<committed_batch>(1).events, original) << "the shared batch changed";
+  msg = caf::message{}; // the runner that kept the batch now holds the only reference
+  EXPECT_TRUE(targets[1]->written.empty());
+  advance(1s); // the retry
+  ASSERT_EQ(targets[0]->written.size(), 1u);
+  ASSERT_EQ(targets[1]->written.size(), 1u);
+  auto& err = targets[0]->written[0];
+  auto& rest_written = targets[1]->written[0];
+  ASSERT_EQ(err.size(), 1u);
+  EXPECT_EQ(err[0].id, "1");
+  EXPECT_EQ(find_attr(err[0].attrs, "card")->s, "[masked]");
+  ASSERT_EQ(rest_written.size(), 3u);
+  EXPECT_EQ(rest_written[0].id, "2");
+  EXPECT_EQ(find_attr(rest_written[0].attrs, "card")->s, "[masked]");
+  EXPECT_EQ(find_attr(rest_written[0].attrs, "title_id")->s, "card game");
+  EXPECT_EQ(rest_written[1], original[2]) << "an event without the key is delivered as it is";
+  EXPECT_EQ(rest_written[2], original[3]);
+  EXPECT_EQ(metrics_.value("sluice_sink_delivered_total", {{"sink", "events"}}), 3.0);
+  EXPECT_EQ(metrics_.value("sluice_events_routed_total", {{"route", "_unmatched"}}), 3.0);
+  EXPECT_EQ(metrics_.value("sluice_events_routed_total", {{"route", "errors"}}), 1.0);
+}
+
 TEST_F(sink_test, a_sink_whose_target_is_down_opens_its_circuit_and_counts_no_attempts) {
   auto target = std::make_shared<scripted_sink>();
   // The first write fails while the target is down (its check fails four times); after the

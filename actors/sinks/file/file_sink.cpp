@@ -2,6 +2,7 @@
 
 #include "messages/codec.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -103,21 +104,72 @@ std::string file_sink::cut_torn_tail() {
   return {};
 }
 
+namespace {
+
+/// Rendered bytes handed to one `write(2)`. The kernel copies them into the page cache: from a
+/// buffer this size that copy reads what was just rendered from the CPU cache, while one write
+/// of a whole batch (up to tens of MB in a catch-up) reads it back from memory, which cost ~8x
+/// the kernel CPU here (300 MB: 0.87 s in 20 MB writes, 0.10 s in 256 KB writes).
+constexpr size_t write_chunk_bytes = 256 * 1024;
+
+const event& deref(const event& e) {
+  return e;
+}
+
+const event& deref(const event* e) {
+  return *e;
+}
+
+} // namespace
+
 sink_status file_sink::write(const event_batch& events, write_report& report) {
+  return write_all(events, report);
+}
+
+sink_status file_sink::write_refs(const event_refs& events, write_report& report) {
+  return write_all(events, report);
+}
+
+template <class Events>
+sink_status file_sink::write_all(const Events& events, write_report& report) {
   auto& error = report.error;
   if (fd_ < 0) {
     if (auto st = start(error); st != sink_status::ok)
       return st;
   }
-  buffer_.clear();
-  // One render pass into a buffer kept across batches (it grows to the largest batch once), then
-  // one write: lines of about 300 bytes, so reserve that much per event up front.
+  // Lines are rendered into a buffer kept across batches and written whenever it holds a chunk
+  // of whole lines (see write_chunk_bytes): one write per chunk, never a torn line between two.
   constexpr size_t line_bytes_estimate = 320;
-  buffer_.reserve(events.size() * line_bytes_estimate);
+  buffer_.clear();
+  buffer_.reserve(std::min(events.size() * line_bytes_estimate, write_chunk_bytes)
+                  + line_bytes_estimate);
+  off_t written = 0;
   for (auto& e : events) {
-    append_json(buffer_, e, node_);
+    append_json(buffer_, deref(e), node_);
     buffer_ += '\n';
+    if (buffer_.size() >= write_chunk_bytes) {
+      if (!write_buffer(error))
+        return sink_status::retry;
+      written += static_cast<off_t>(buffer_.size());
+      buffer_.clear();
+    }
   }
+  if (!buffer_.empty()) {
+    if (!write_buffer(error))
+      return sink_status::retry;
+    written += static_cast<off_t>(buffer_.size());
+  }
+  size_ += written;
+  if (cfg_.fsync && ::fdatasync(fd_) != 0) {
+    error = fmt::format("fdatasync {}: {}", cfg_.path, std::strerror(errno));
+    healthy_ = false;
+    return sink_status::retry;
+  }
+  healthy_ = true;
+  return sink_status::ok;
+}
+
+bool file_sink::write_buffer(std::string& error) {
   const char* data = buffer_.data();
   size_t left = buffer_.size();
   while (left > 0) {
@@ -126,22 +178,15 @@ sink_status file_sink::write(const event_batch& events, write_report& report) {
       if (errno == EINTR)
         continue;
       error = fmt::format("write {}: {}", cfg_.path, std::strerror(errno));
-      // Undo a torn batch so the retry does not leave half a line behind.
+      // Undo the whole batch (earlier chunks too) so the retry does not leave half of it behind.
       [[maybe_unused]] auto rc = ::ftruncate(fd_, size_);
       healthy_ = false;
-      return sink_status::retry;
+      return false;
     }
     data += n;
     left -= static_cast<size_t>(n);
   }
-  size_ += static_cast<off_t>(buffer_.size());
-  if (cfg_.fsync && ::fdatasync(fd_) != 0) {
-    error = fmt::format("fdatasync {}: {}", cfg_.path, std::strerror(errno));
-    healthy_ = false;
-    return sink_status::retry;
-  }
-  healthy_ = true;
-  return sink_status::ok;
+  return true;
 }
 
 bool file_sink::healthy() const {
