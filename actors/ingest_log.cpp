@@ -171,25 +171,14 @@ ingest_log_state::chunk* chunk_at(self_ptr self, log_offset pos) {
   return found;
 }
 
-/// Cuts chunk `c` into the slices of the shards of `kind` (once per chunk and kind).
-void slice_chunk(ingest_log_state::chunk& c, consumer_spec::slice kind, size_t count) {
-  auto k = static_cast<size_t>(kind);
-  if (c.sliced[k])
-    return;
-  c.sliced[k] = true;
-  const auto& events = c.all.get_as<committed_batch>(1).events;
-  std::vector<event_batch> parts(count);
-  for (auto& part : parts)
-    part.reserve(events.size() / count + events.size() / (4 * count) + 1);
+/// How many of `events` each of the `count` shards of `kind` keeps (`counts` is resized).
+void count_per_shard(const event_batch& events, consumer_spec::slice kind, size_t count,
+                     std::vector<size_t>& counts) {
+  counts.assign(count, 0);
   for (auto& e : events) {
     auto key = consumer_spec::key(kind, e.device_id, e.profile_id);
     if (!key.empty())
-      parts[shard_index(key, count)].push_back(e);
-  }
-  c.parts[k].resize(count);
-  for (size_t j = 0; j < count; ++j) {
-    auto n = parts[j].size();
-    c.parts[k][j] = {dispatch_message(std::move(parts[j]), c.upto), n};
+      ++counts[shard_index(key, count)];
   }
 }
 
@@ -203,19 +192,15 @@ void send_chunk(self_ptr self, size_t i, ingest_log_state::chunk& c, log_offset 
       send_to(self, i, c.all, c.events, c.upto);
       return;
     }
-    slice_chunk(c, spec.filter, spec.count);
-    auto& parts = c.parts[static_cast<size_t>(spec.filter)];
-    if (spec.index < parts.size() && !parts[spec.index].first.empty()) {
-      auto msg = std::move(parts[spec.index].first);
-      parts[spec.index].first = caf::message{};
-      auto n = parts[spec.index].second;
-      st.caught_up->inc(n);
-      send_to(self, i, msg, n, c.upto);
-      return;
-    }
+    auto& counts = c.shard_events[static_cast<size_t>(spec.filter)];
+    if (counts.size() != spec.count)
+      count_per_shard(c.all.get_as<committed_batch>(1).events, spec.filter, spec.count, counts);
+    auto n = spec.index < counts.size() ? counts[spec.index] : 0;
+    st.caught_up->inc(n);
+    send_to(self, i, c.all, n, c.upto);
+    return;
   }
-  // Inside the chunk (the consumer started mid-chunk) or a slice already given away: a message of
-  // its own.
+  // Inside the chunk (the consumer started mid-chunk): a message of its own.
   event_batch mine;
   for (auto& e : c.all.get_as<committed_batch>(1).events) {
     if (e.offset < pos)
@@ -363,47 +348,29 @@ void dispatch(self_ptr self, event_batch events, log_offset upto) {
   auto& st = self->state;
   if (!st.dispatching)
     return; // before `replay`: consumers catch up from LMDB when it starts
-  // Slices per shard kind, computed once, before `events` moves into the shared message.
-  std::vector<event_batch> device_parts, profile_parts;
-  auto slices = [&](consumer_spec::slice kind, size_t count, std::vector<event_batch>& parts) {
-    if (!parts.empty() || count == 0)
-      return;
-    parts.resize(count);
-    for (auto& part : parts)
-      part.reserve(events.size() / count + events.size() / (4 * count) + 1);
-    for (auto& e : events) {
-      auto key = consumer_spec::key(kind, e.device_id, e.profile_id);
-      if (!key.empty())
-        parts[shard_index(key, count)].push_back(e);
-    }
-  };
-  for (size_t i = 0; i < st.links.size(); ++i) {
-    auto& spec = st.deps.consumers[i];
-    if (st.links[i].live && spec.filter != consumer_spec::slice::all)
-      slices(spec.filter, spec.count,
-             spec.filter == consumer_spec::slice::device ? device_parts : profile_parts);
-  }
+  // Every consumer gets the same message (CAF messages are copy-on-write and every consumer
+  // takes the batch by const reference); a shard picks its keys' events itself. Only how many
+  // events each shard keeps is counted here (once per shard kind), for the shards' windows.
+  std::vector<size_t> shard_events[3];
   const auto n_all = events.size();
-  caf::message shared; // for every all-events consumer; built on first use
+  caf::message shared = dispatch_message(std::move(events), upto);
+  const auto& all = shared.get_as<committed_batch>(1).events;
   for (size_t i = 0; i < st.links.size(); ++i) {
     auto& l = st.links[i];
     auto& spec = st.deps.consumers[i];
     if (!l.live || !l.actor)
       continue;
-    auto* part = spec.filter == consumer_spec::slice::device    ? &device_parts[spec.index]
-                 : spec.filter == consumer_spec::slice::profile ? &profile_parts[spec.index]
-                                                                : nullptr;
-    auto n = part != nullptr ? part->size() : n_all;
+    auto n = n_all;
+    if (spec.filter != consumer_spec::slice::all) {
+      auto& counts = shard_events[static_cast<size_t>(spec.filter)];
+      if (counts.size() != spec.count)
+        count_per_shard(all, spec.filter, spec.count, counts);
+      n = spec.index < counts.size() ? counts[spec.index] : 0;
+    }
     if (l.inflight_events > 0 && l.inflight_events + n > st.deps.window_events) {
       l.live = false; // its window is full: it catches up from LMDB once it has room
       continue;
     }
-    if (part != nullptr) {
-      send_to(self, i, dispatch_message(std::move(*part), upto), n, upto);
-      continue;
-    }
-    if (shared.empty())
-      shared = dispatch_message(std::move(events), upto);
     send_to(self, i, shared, n, upto);
   }
 }

@@ -29,7 +29,9 @@ class route_registry;
 /// One consumer of the log as the log sees it: the offset key it records and which events it
 /// receives.
 struct consumer_spec {
-  /// Which events of a committed batch the consumer receives.
+  /// Which events of a committed batch the consumer keeps. Every consumer receives the whole
+  /// batch (one shared message); a shard skips the events of other shards' keys itself, and the
+  /// log counts only a shard's own events against its window.
   enum class slice : uint8_t {
     all,     ///< every event (sink runners)
     device,  ///< events whose `device_id` hashes to `index` of `count` shards
@@ -95,7 +97,7 @@ struct ingest_log_deps {
 /// stored log, then receives live batches. `append` requests and consumer `commit` checkpoints
 /// are gathered while a commit runs and committed together in the next one (natural group commit:
 /// one transaction, one fsync with durability = sync). After the commit each request's callback is
-/// answered in order, then the committed events go to every live consumer (its slice of them).
+/// answered in order, then the committed batch goes to every live consumer as one shared message.
 /// `drain` commits what is pending and waits until every consumer made its offset durable.
 ///
 /// Flow control: a consumer may have at most `window-events` dispatched events it has not
@@ -106,8 +108,8 @@ struct ingest_log_deps {
 /// Catch-up (after a restart every consumer starts there): the log reader (its own thread) reads
 /// and decodes chunks of `catch_up_events` stored events; the log keeps up to
 /// `max_cached_chunks` decoded chunks, and every lagging consumer at a chunk's position gets it
-/// from there: the all-events consumers share one message (as with live batches), each shard gets
-/// its slice (cut once per chunk). So the log is read and decoded once, not once per consumer.
+/// from there: all consumers share one message (as with live batches). So the log is read and
+/// decoded once, not once per consumer, and no event is copied per consumer.
 /// The reader stays one chunk ahead of the fastest lagging consumer (read-ahead, bounded by the
 /// cache), and a lagging consumer is sent the next chunk while it has at most
 /// max(window/2, one chunk) unprocessed events, so reading, decoding and applying overlap. A chunk
@@ -137,14 +139,13 @@ struct ingest_log_state {
   struct chunk {
     log_offset from = 0;
     log_offset upto = 0;
-    /// `(dispatch_atom, committed_batch)` with every event, shared by all-events consumers.
+    /// `(dispatch_atom, committed_batch)` with every event, shared by every consumer (the shards
+    /// pick their keys' events themselves).
     caf::message all;
     size_t events = 0;
-    /// Per shard kind (index: `consumer_spec::slice`), the slices of the chunk, cut on first use:
-    /// (message, events); each is sent to its one shard and then released, so the shard owns it
-    /// (CAF would copy a shared message on the shard's mutable access).
-    std::vector<std::pair<caf::message, size_t>> parts[3];
-    bool sliced[3] = {false, false, false};
+    /// Per shard kind (index: `consumer_spec::slice`), the events of each shard, counted on first
+    /// use (for the shards' windows).
+    std::vector<size_t> shard_events[3];
   };
 
   ingest_log_deps deps;

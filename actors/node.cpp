@@ -126,6 +126,7 @@ node_handles spawn_node(caf::actor_system& sys, persistence::environment& env,
       shard_deps deps;
       deps.kind = kind;
       deps.index = i;
+      deps.count = n;
       deps.log = h.log;
       deps.env = &env;
       deps.metrics = &metrics;

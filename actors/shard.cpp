@@ -190,8 +190,8 @@ shard_actor::behavior_type shard(self_ptr self, shard_deps deps) {
         if (e.offset <= st.deps.done_upto)
           continue;
         auto key = st.deps.kind.key_of(e);
-        if (key.empty())
-          continue;
+        if (key.empty() || (st.deps.count > 1 && shard_index(key, st.deps.count) != st.deps.index))
+          continue; // no key, or another shard's
         if (view && !view->holds(key))
           continue; // another node owns and replicates it
         auto* s = entity_for(self, key, true);

@@ -40,7 +40,10 @@ struct entity_kind {
 /// Everything a shard needs at spawn.
 struct shard_deps {
   entity_kind kind;
+  /// This shard is `index` of `count` shards of its kind: it keeps the events whose key hashes
+  /// to it (`shard_index`) and skips the others of the batches it receives.
   size_t index = 0;
+  size_t count = 1;
   ingest_log_actor log;
   /// Read-only use: restoring passivated entities.
   persistence::environment* env = nullptr;
@@ -57,8 +60,8 @@ struct shard_deps {
 
 /// State of a shard: the owner of the virtual entities (devices or profiles) whose keys hash to it.
 ///
-/// Lifecycle: receives every committed batch's events of its keys in offset order and applies
-/// each to its key's entity right away (made on the key's first event, or restored from LMDB if
+/// Lifecycle: receives every committed batch in offset order (the message every consumer shares)
+/// and applies each event of its keys to its key's entity right away (made on the key's first event, or restored from LMDB if
 /// it was passivated); then calls `end_batch` once per entity the batch touched and tells the log
 /// the batch is processed. An entity changed since the last checkpoint is dirty: every
 /// `checkpoint-interval` the dirty entities are encoded (once each, however many batches changed

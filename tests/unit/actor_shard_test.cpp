@@ -2,6 +2,7 @@
 
 #include "actors/ingest_log.hpp"
 #include "actors/node.hpp"
+#include "actors/placement.hpp"
 #include "actors/profile_entity.hpp"
 #include "actors/shard.hpp"
 
@@ -17,10 +18,12 @@ struct shard_test : actor_test {
   ingest_log_actor log;
   shard_actor profiles;
   std::vector<std::pair<bool, std::string>> answers;
+  std::string shard_label = "0";
 
   /// Spawns the log and a profile shard; `make_entity` (default: a real profile) is how the shard
   /// makes an entity.
-  void spawn_shard(decltype(entity_kind::make) make_entity = {}) {
+  void spawn_shard(decltype(entity_kind::make) make_entity = {}, size_t index = 0,
+                   size_t count = 1) {
     ingest_log_deps ldeps;
     ldeps.env = env_.get();
     ldeps.metrics = &metrics_;
@@ -38,6 +41,9 @@ struct shard_test : actor_test {
                               };
     shard_deps deps;
     deps.kind = kind;
+    deps.index = index;
+    deps.count = count;
+    shard_label = std::to_string(index);
     deps.log = log;
     deps.env = env_.get();
     deps.metrics = &metrics_;
@@ -65,7 +71,7 @@ struct shard_test : actor_test {
   }
 
   double labelled(const char* name) {
-    return metrics_.value(name, {{"kind", "profile"}, {"shard", "0"}});
+    return metrics_.value(name, {{"kind", "profile"}, {"shard", shard_label}});
   }
 };
 
@@ -174,6 +180,27 @@ TEST_F(shard_test, an_entity_that_throws_stops_its_shard_without_checkpointing_p
   persistence::read_txn txn{*env_};
   EXPECT_FALSE(txn.get(persistence::db::offsets, "profiles.0").has_value());
   caf::anon_send_exit(watcher, caf::exit_reason::user_shutdown);
+}
+
+TEST_F(shard_test, a_shard_applies_only_its_own_keys_from_the_batch_every_shard_shares) {
+  spawn_shard({}, 1, 3);
+  event_batch batch;
+  size_t mine = 0;
+  for (log_offset i = 1; i <= 60; ++i) {
+    auto key = "p" + std::to_string(i);
+    mine += shard_index(key, 3) == 1 ? 1 : 0;
+    batch.push_back(playback(i, key, "pause", 1000, "t1", 42000));
+  }
+  ASSERT_GT(mine, 0u);
+  ASSERT_LT(mine, 60u);
+  caf::anon_send(profiles, dispatch_atom_v, committed_batch{batch, 60});
+  run();
+  EXPECT_EQ(labelled("sluice_actors_spawned_total"), static_cast<double>(mine));
+  for (log_offset i = 1; i <= 60; ++i) {
+    auto key = "p" + std::to_string(i);
+    query(key);
+    EXPECT_EQ(answers.back().first, shard_index(key, 3) == 1) << key;
+  }
 }
 
 TEST_F(shard_test, an_unknown_profile_is_not_found_and_not_created) {
