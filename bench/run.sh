@@ -397,7 +397,7 @@ scenario_memory_active() {
   local per=$(( (anon_kb - base_kb) * 1024 / active ))
   row "$name" "loadgen ws" "$(field 'events/s' "$CLIENT_OUT")" - - - "$CPU_PCT" "$(mb "$HWM_KB")" \
       - "measured" "-" "ok"
-  NOTES+=("memory-active: $active active device actors add $(mb $((anon_kb - base_kb))) MB anonymous RSS: $per bytes per active device (actor, mailbox, shard entry, state)")
+  NOTES+=("memory-active: $active active devices add $(mb $((anon_kb - base_kb))) MB anonymous RSS: $per bytes per active device (shard entry, device state with its duplicate window)")
 }
 
 # REPLAY_EVENTS reference-job events stored in the log, no consumer has any: start the node and
