@@ -15,6 +15,7 @@
 #include "actors/route_table.hpp"
 #include "actors/sinks/file/file_sink.hpp"
 #include "messages/codec.hpp"
+#include "reference_event.hpp"
 
 #include <benchmark/benchmark.h>
 
@@ -120,6 +121,27 @@ std::vector<event> make_events(int pii_percent) {
   return out;
 }
 
+/// The deciding route of sink `sink` for `e`, as the sink runner decides: the first matching
+/// route naming the sink, else `_unmatched` when no route matched and it names the sink, else null.
+const route_actions* runner_decision(const route_table& table, size_t sink, const event& e,
+                                     std::string_view& name) {
+  const route_actions* here = nullptr;
+  bool any = table.match(e, [&](size_t r) {
+    auto& rt = table.routes[r];
+    if (here == nullptr && std::find(rt.sinks.begin(), rt.sinks.end(), sink) != rt.sinks.end()) {
+      here = &rt.actions;
+      name = rt.name;
+    }
+  });
+  if (any)
+    return here;
+  auto& um = table.unmatched_sinks;
+  if (std::find(um.begin(), um.end(), sink) == um.end())
+    return nullptr;
+  name = unmatched_route;
+  return &table.unmatched_actions;
+}
+
 struct fixture {
   route_table table;
   std::vector<event> events;
@@ -139,22 +161,9 @@ struct fixture {
     events = make_events(pii_percent);
   }
 
-  /// The sink runner's decision: the first matching route naming the sink, else `_unmatched`.
+  /// The sink runner's decision for the "events" sink.
   const route_actions* decide(const event& e, std::string_view& name) const {
-    const route_actions* here = nullptr;
-    bool any = table.match(e, [&](size_t r) {
-      auto& rt = table.routes[r];
-      if (here == nullptr
-          && std::find(rt.sinks.begin(), rt.sinks.end(), sink) != rt.sinks.end()) {
-        here = &rt.actions;
-        name = rt.name;
-      }
-    });
-    if (!any) {
-      name = unmatched_route;
-      return &table.unmatched_actions;
-    }
-    return here;
+    return runner_decision(table, sink, e, name);
   }
 };
 
@@ -233,25 +242,9 @@ pii = "off"
 )";
 
 std::string reference_event_json(uint64_t k) {
-  static const char* const types[] = {"play",      "pause",     "seek",      "stop",
-                                      "heartbeat", "heartbeat", "heartbeat", "heartbeat",
-                                      "bitrate_change", "heartbeat"};
-  const char* type = k % 20 == 0 ? "error" : types[k % 10];
-  char buf[512];
-  std::snprintf(buf, sizeof buf,
-                R"({"id":"%08llx-0000-4%03llx-a%03llx-%012llx","type":"%s",)"
-                R"("device_id":"dev-%016llx","profile_id":"prof-%010llu",)"
-                R"("title_id":"title-%08llu","ts":%llu,"position_ms":%llu%s})",
-                static_cast<unsigned long long>(k), static_cast<unsigned long long>(k % 4096),
-                static_cast<unsigned long long>((k * 7) % 4096),
-                static_cast<unsigned long long>(k * 2654435761ULL % 281474976710656ULL), type,
-                static_cast<unsigned long long>((k * 40503) % 18446744073709ULL),
-                static_cast<unsigned long long>(k % 9999991),
-                static_cast<unsigned long long>(k % 99991),
-                static_cast<unsigned long long>(1732233600000ULL + k),
-                static_cast<unsigned long long>((k * 1337) % 7200000),
-                k % 100 == 7 ? R"(,"card":"4111 1111 1111 1111")" : "");
-  return buf;
+  std::string out;
+  bench::append_reference_event(out, k);
+  return out;
 }
 
 event_batch reference_batch(size_t n) {
@@ -290,22 +283,7 @@ struct reference_sinks {
 
   /// The deciding route of sink `sink` for `e` (null: not for it), as the runner decides.
   const route_actions* decide(size_t sink, const event& e, std::string_view& name) const {
-    const route_actions* here = nullptr;
-    bool any = table.match(e, [&](size_t r) {
-      auto& rt = table.routes[r];
-      if (here == nullptr
-          && std::find(rt.sinks.begin(), rt.sinks.end(), sink) != rt.sinks.end()) {
-        here = &rt.actions;
-        name = rt.name;
-      }
-    });
-    if (any)
-      return here;
-    auto& um = table.unmatched_sinks;
-    if (std::find(um.begin(), um.end(), sink) == um.end())
-      return nullptr;
-    name = unmatched_route;
-    return &table.unmatched_actions;
+    return runner_decision(table, sink, e, name);
   }
 };
 

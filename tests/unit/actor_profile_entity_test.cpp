@@ -1,12 +1,9 @@
 // Profile entities in their shard on CAF's test coordinator: watch time and continue watching
 // queries, the catalog read at query time, exactly-once state across passivation and replays.
 
-#include "actor_fixture.hpp"
+#include "profile_shard_fixture.hpp"
 
 #include "actors/catalog.hpp"
-#include "actors/ingest_log.hpp"
-#include "actors/profile_entity.hpp"
-#include "actors/shard.hpp"
 
 using namespace sluice;
 using namespace sluice::testing;
@@ -17,37 +14,14 @@ namespace {
 constexpr int64_t sec = 1000;
 constexpr int64_t day0 = 1732233600000; // 2024-11-22T00:00:00Z
 
-struct profile_entity_test : actor_test {
-  ingest_log_actor log;
-  shard_actor profiles;
+struct profile_entity_test : profile_shard_test {
   std::shared_ptr<catalog_holder> catalog = std::make_shared<catalog_holder>();
   std::vector<std::pair<query_reply::status, std::string>> answers;
 
   void spawn_shard(log_offset done_upto = 0) {
-    ingest_log_deps ldeps;
-    ldeps.env = env_.get();
-    ldeps.metrics = &metrics_;
-    ldeps.consumers = {{"profiles.0", consumer_spec::slice::profile, 0, 1}};
-    log = spawn(ingest_log, std::move(ldeps));
-    entity_kind kind;
-    kind.name = "profile";
-    kind.space = state_space::profiles;
-    kind.key_of = [](const event& e) -> std::string_view { return e.profile_id; };
     profile_options opts;
     opts.catalog = catalog;
-    kind.make = [opts](std::string_view key, std::string_view stored) -> std::unique_ptr<entity> {
-      return std::make_unique<profile_entity>(key, stored, opts);
-    };
-    shard_deps deps;
-    deps.kind = kind;
-    deps.log = log;
-    deps.env = env_.get();
-    deps.metrics = &metrics_;
-    deps.idle_timeout = 10s;
-    deps.checkpoint_interval = 100ms;
-    deps.done_upto = done_upto;
-    profiles = spawn(shard, std::move(deps));
-    run();
+    spawn_profile_shard({}, opts, 0, 1, done_upto);
   }
 
   std::pair<query_reply::status, std::string> query(const std::string& profile, std::string what) {

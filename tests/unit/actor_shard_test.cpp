@@ -1,10 +1,7 @@
-#include "actor_fixture.hpp"
+#include "profile_shard_fixture.hpp"
 
-#include "actors/ingest_log.hpp"
 #include "actors/node.hpp"
 #include "actors/placement.hpp"
-#include "actors/profile_entity.hpp"
-#include "actors/shard.hpp"
 
 #include <msgpack.hpp>
 
@@ -14,43 +11,12 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct shard_test : actor_test {
-  ingest_log_actor log;
-  shard_actor profiles;
+struct shard_test : profile_shard_test {
   std::vector<std::pair<bool, std::string>> answers;
-  std::string shard_label = "0";
 
-  /// Spawns the log and a profile shard; `make_entity` (default: a real profile) is how the shard
-  /// makes an entity.
   void spawn_shard(decltype(entity_kind::make) make_entity = {}, size_t index = 0,
                    size_t count = 1) {
-    ingest_log_deps ldeps;
-    ldeps.env = env_.get();
-    ldeps.metrics = &metrics_;
-    ldeps.consumers = {{"profiles.0", consumer_spec::slice::profile, 0, 1}};
-    log = spawn(ingest_log, std::move(ldeps));
-    entity_kind kind;
-    kind.name = "profile";
-    kind.space = state_space::profiles;
-    kind.key_of = [](const event& e) -> std::string_view { return e.profile_id; };
-    kind.make = make_entity ? std::move(make_entity)
-                            : [](std::string_view key,
-                                 std::string_view stored) -> std::unique_ptr<entity> {
-                                return std::make_unique<profile_entity>(key, stored,
-                                                                        profile_options{});
-                              };
-    shard_deps deps;
-    deps.kind = kind;
-    deps.index = index;
-    deps.count = count;
-    shard_label = std::to_string(index);
-    deps.log = log;
-    deps.env = env_.get();
-    deps.metrics = &metrics_;
-    deps.idle_timeout = 10s;
-    deps.checkpoint_interval = 100ms;
-    profiles = spawn(shard, std::move(deps));
-    run();
+    spawn_profile_shard(std::move(make_entity), {}, index, count);
   }
 
   void query(const std::string& profile) {

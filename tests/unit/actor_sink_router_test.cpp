@@ -192,7 +192,37 @@ TEST_F(sink_test, events_at_or_below_the_recorded_offset_are_not_written_again) 
   EXPECT_EQ(written, 3u);
 }
 
-struct routing_test : sink_test {};
+struct routing_test : sink_test {
+  std::vector<std::shared_ptr<scripted_sink>> targets;
+  std::vector<sink_actor> runners;
+
+  /// Spawns the log, the dead-letter capture and one runner per sink in `names` (sink index = its
+  /// position; the first counts unrouted events), each with a scripted target in `targets`.
+  void spawn_runners(const std::vector<std::string>& names, std::shared_ptr<route_table> table,
+                     size_t max_batch_events = 0) {
+    ingest_log_deps ldeps;
+    ldeps.env = env_.get();
+    ldeps.metrics = &metrics_;
+    log = spawn(ingest_log, std::move(ldeps));
+    dlq = spawn(capture_dead_letters, letters);
+    for (size_t i = 0; i < names.size(); ++i) {
+      targets.push_back(std::make_shared<scripted_sink>());
+      sink_runner_deps deps;
+      deps.name = names[i];
+      deps.cfg.flush_interval = 50ms;
+      if (max_batch_events > 0)
+        deps.cfg.max_batch_events = max_batch_events;
+      deps.target = targets.back();
+      deps.log = log;
+      deps.dead_letters = dlq;
+      deps.metrics = &metrics_;
+      deps.routes = table;
+      deps.sink_index = i;
+      deps.count_unrouted = i == 0;
+      runners.push_back(spawn(sink_runner, std::move(deps)));
+    }
+  }
+};
 
 TEST_F(routing_test, each_runner_keeps_the_events_its_routes_send_it_and_unmatched_ones_go_to_unmatched) {
   caf::settings routes;
@@ -210,27 +240,7 @@ TEST_F(routing_test, each_runner_keeps_the_events_its_routes_send_it_and_unmatch
   routes["_unmatched"] = r4;
   auto table = std::make_shared<route_table>();
   ASSERT_EQ(load_routes(routes, {"errors", "billing", "all"}, *table), "");
-  ingest_log_deps ldeps;
-  ldeps.env = env_.get();
-  ldeps.metrics = &metrics_;
-  log = spawn(ingest_log, std::move(ldeps));
-  dlq = spawn(capture_dead_letters, letters);
-  std::vector<std::shared_ptr<scripted_sink>> targets;
-  std::vector<sink_actor> runners;
-  for (size_t i = 0; i < 3; ++i) {
-    targets.push_back(std::make_shared<scripted_sink>());
-    sink_runner_deps deps;
-    deps.name = std::vector<std::string>{"errors", "billing", "all"}[i];
-    deps.cfg.flush_interval = 50ms;
-    deps.target = targets.back();
-    deps.log = log;
-    deps.dead_letters = dlq;
-    deps.metrics = &metrics_;
-    deps.routes = table;
-    deps.sink_index = i;
-    deps.count_unrouted = i == 0;
-    runners.push_back(spawn(sink_runner, std::move(deps)));
-  }
+  spawn_runners({"errors", "billing", "all"}, table);
   committed_batch b;
   b.events = {make_event("1", "error", "d", "", 1), make_event("2", "billing", "d", "", 1),
               make_event("3", "play", "d", "", 1)};
@@ -274,27 +284,7 @@ TEST_F(routing_test, runners_sharing_one_batch_message_mask_their_own_copies_and
   routes["_unmatched"] = rest;
   auto table = std::make_shared<route_table>();
   ASSERT_EQ(load_routes(routes, {"errors", "events"}, *table), "");
-  ingest_log_deps ldeps;
-  ldeps.env = env_.get();
-  ldeps.metrics = &metrics_;
-  log = spawn(ingest_log, std::move(ldeps));
-  dlq = spawn(capture_dead_letters, letters);
-  std::vector<std::shared_ptr<scripted_sink>> targets;
-  std::vector<sink_actor> runners;
-  for (size_t i = 0; i < 2; ++i) {
-    targets.push_back(std::make_shared<scripted_sink>());
-    sink_runner_deps deps;
-    deps.name = i == 0 ? "errors" : "events";
-    deps.cfg.flush_interval = 50ms;
-    deps.cfg.max_batch_events = 2; // flushed by the batch itself
-    deps.target = targets.back();
-    deps.log = log;
-    deps.dead_letters = dlq;
-    deps.metrics = &metrics_;
-    deps.routes = table;
-    deps.sink_index = i;
-    runners.push_back(spawn(sink_runner, std::move(deps)));
-  }
+  spawn_runners({"errors", "events"}, table, 2); // flushed by the batch itself
   targets[1]->script = {sink_status::retry}; // the events sink's first write fails
   auto card = [](std::string value) {
     msgpack::sbuffer buf;
