@@ -1,5 +1,6 @@
 #include "actors/heap.hpp"
 
+#include <atomic>
 #include <cstddef>
 
 #if defined(__GLIBC__)
@@ -21,6 +22,9 @@ namespace {
 /// `arena.<i>.*` names.
 constexpr const char* purge_all_arenas = "arena.4096.purge";
 
+/// When the heap was last released (steady clock ticks; 0: never).
+std::atomic<std::chrono::steady_clock::rep> last_release{0};
+
 } // namespace
 
 const char* heap_allocator() {
@@ -36,6 +40,15 @@ bool release_free_heap() {
 #else
   return false;
 #endif
+}
+
+bool release_free_heap_unless_within(std::chrono::steady_clock::duration min_gap) {
+  auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+  auto last = last_release.load(std::memory_order_relaxed);
+  if ((last != 0 && now - last < min_gap.count())
+      || !last_release.compare_exchange_strong(last, now, std::memory_order_relaxed))
+    return false; // released recently, or another thread is releasing now
+  return release_free_heap();
 }
 
 } // namespace sluice

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <chrono>
+
 namespace sluice {
 
 /// The malloc this process runs on: "jemalloc" when the executable links it (SLUICE_ALLOCATOR in
@@ -14,5 +16,10 @@ const char* heap_allocator();
 /// few thousand passivated entities), never per free. Thread-safe; returns the allocator's
 /// verdict: true when it ran without error.
 bool release_free_heap();
+
+/// `release_free_heap`, unless the process released within the last `min_gap` (by any caller:
+/// the heap is shared, so one release serves them all). Returns whether it released. For callers
+/// that may ask often (a wave of passivations, a consumer turning live again and again).
+bool release_free_heap_unless_within(std::chrono::steady_clock::duration min_gap);
 
 } // namespace sluice

@@ -269,11 +269,7 @@ void release_backlog_memory(self_ptr self) {
   for (auto& l : st.links)
     if (l.actor && !l.live)
       return;
-  auto now = std::chrono::steady_clock::now();
-  if (now - st.last_trim < trim_interval)
-    return;
-  st.last_trim = now;
-  release_free_heap();
+  release_free_heap_unless_within(trim_interval);
 }
 
 /// Sends lagging consumer `i` cached chunks while it has room; turns it live at the head.

@@ -182,8 +182,6 @@ struct ingest_log_state {
   std::vector<lag_gauges> consumer_gauges;
   /// Whether the gate was last told of lagging consumers.
   bool reported_lagging = false;
-  /// When freed memory was last returned to the system (after a catch-up; see ingest_log.cpp).
-  std::chrono::steady_clock::time_point last_trim;
   counter* appended_events = nullptr;
   counter* appended_bytes = nullptr;
   counter* commits = nullptr;

@@ -29,21 +29,13 @@ constexpr uint64_t trim_after_passivations = 4096;
 /// Passivations since the last release, shared by every shard of the process (the heap is shared).
 std::atomic<uint64_t> passivated_untrimmed{0};
 
-/// When the heap was last released (steady clock, nanoseconds), shared by every shard.
-std::atomic<int64_t> last_release_ns{0};
-
 /// Returns freed heap memory to the OS once enough entities were passivated. Called on a tick,
 /// so the entities passivated on the previous one are gone.
 void release_passivated_memory() {
   if (passivated_untrimmed.load(std::memory_order_relaxed) < trim_after_passivations)
     return;
-  auto now = std::chrono::steady_clock::now().time_since_epoch().count();
-  auto last = last_release_ns.load(std::memory_order_relaxed);
-  if (now - last < std::chrono::nanoseconds{std::chrono::seconds{1}}.count()
-      || !last_release_ns.compare_exchange_strong(last, now, std::memory_order_relaxed))
-    return;
-  passivated_untrimmed.store(0, std::memory_order_relaxed);
-  release_free_heap();
+  if (release_free_heap_unless_within(std::chrono::seconds{1}))
+    passivated_untrimmed.store(0, std::memory_order_relaxed);
 }
 
 using self_ptr = shard_actor::stateful_pointer<shard_state>;

@@ -71,3 +71,14 @@ TEST(heap, memory_freed_on_another_thread_goes_back_to_the_os_on_release) {
     << "RssAnon " << live << " with every block, " << released << " after freeing 63/64 of "
     << total << " bytes and release_free_heap (" << heap_allocator() << ")";
 }
+
+namespace {
+
+TEST(heap, a_release_asked_again_within_its_gap_is_skipped_and_one_after_it_runs) {
+  using namespace std::chrono_literals;
+  EXPECT_TRUE(release_free_heap_unless_within(0s));
+  EXPECT_FALSE(release_free_heap_unless_within(1h)) << "released just now: skipped";
+  EXPECT_TRUE(release_free_heap_unless_within(0s));
+}
+
+} // namespace
