@@ -93,7 +93,7 @@ bool is_too_many_events(const decoded_batch& batch, size_t max_events);
 /// Keeps callbacks arriving from foreign threads from touching the io_context once `stop` began.
 ///
 /// A commit callback or responder takes the shared lock, checks `stopped`, and posts onto the
-/// connection's strand while holding it; `stop` takes the exclusive lock to set `stopped`, so no
+/// connection's io thread while holding it; `stop` takes the exclusive lock to set `stopped`, so no
 /// post can race with the io_context's destruction.
 struct gate {
   std::shared_mutex mtx;

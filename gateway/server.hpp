@@ -98,7 +98,7 @@ inline http_response json_response(unsigned status, std::string body) {
   return res;
 }
 
-/// Sends the response; callable once, from any thread (it posts onto the connection's strand).
+/// Sends the response; callable once, from any thread (it posts onto the connection's io thread).
 using responder = std::function<void(http_response)>;
 
 /// Handles one request; must not block (answer later through the responder if needed).
@@ -203,8 +203,9 @@ struct config {
 ///
 /// Lifecycle: `start` binds and begins accepting on `config.io_threads` threads and returns the bound
 /// port; `stop_accepting` closes the listener (in-flight requests finish); `stop` closes every
-/// connection and joins the threads. Concurrency: each connection runs on its own strand; handlers
-/// and commit callbacks may complete from any thread. Limits: body size, frame size and in-flight
+/// connection and joins the threads. Concurrency: each io thread runs its own io_context, and each
+/// connection lives on one of them (round robin), so its handlers run on one thread; handlers and
+/// commit callbacks may complete from any thread. Limits: body size, frame size and in-flight
 /// frames per WebSocket are bounded by `config`; a WebSocket stops reading while its in-flight limit
 /// is reached, which pushes back through TCP.
 class server {

@@ -42,7 +42,7 @@ inline constexpr std::string_view live_path = "/v1/admin/live";
 class session_base : public std::enable_shared_from_this<session_base> {
 public:
   virtual ~session_base() = default;
-  /// Closes the socket on the session's strand (called by `server::stop`, any thread).
+  /// Closes the socket on the session's io thread (called by `server::stop`, any thread).
   virtual void shutdown() = 0;
 };
 
@@ -160,7 +160,7 @@ void close_socket(Stream& stream) {
   lowest.close();
 }
 
-/// Runs `fn(session)` on the session's strand if the server is not stopping and the session still
+/// Runs `fn(session)` on the session's io thread if the server is not stopping and the session still
 /// lives; safe from any thread. `Session` must expose `executor()`.
 template <class Session, class Fn>
 void post_to_session(const std::shared_ptr<gate>& g, const std::weak_ptr<Session>& weak, Fn&& fn) {

@@ -28,12 +28,12 @@ constexpr auto gate_poll_interval = std::chrono::milliseconds{20};
 /// Lifecycle: accepts the upgrade, then reads messages (each one a batch) and answers each with
 /// one text frame, in the order the messages arrived. Each message read gets a slot at the tail of
 /// `slots_`; a slot is filled at once (decode error, nothing to commit) or by the ingest port's
-/// commit callback, which posts back onto this strand; filled slots are written from the head, one
+/// commit callback, which posts back onto this connection's io thread; filled slots are written from the head, one
 /// `async_write` at a time, so acks never overtake each other. Limits: while
 /// `max_inflight_frames` slots are unwritten the session stops reading (TCP pushes back); a message
 /// larger than `max_frame_bytes` ends the connection with close code 1009 once the acks of the
 /// messages before it are written. Undecodable messages get an error frame and reading goes on.
-/// Concurrency: everything runs on the connection's strand; commit callbacks and `shutdown` come
+/// Concurrency: everything runs on the connection's io thread; commit callbacks and `shutdown` come
 /// from other threads and only post.
 template <class Stream>
 class ws_session final : public session_base {
@@ -48,7 +48,7 @@ public:
     return ws_.get_executor();
   }
 
-  /// Runs on the strand (called from the HTTP session's handler).
+  /// Runs on the io thread (called from the HTTP session's handler).
   void run(http::request<http::string_body> req) {
     beast::get_lowest_layer(ws_).expires_never(); // the websocket stream has its own timeouts
     ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
@@ -364,7 +364,7 @@ constexpr std::chrono::seconds live_idle_timeout{60};
 /// One live-feed connection.
 ///
 /// Lifecycle: accepts the upgrade, sends one snapshot at once, then one every `live_interval_ms`
-/// (a steady timer on the strand, re-armed after each tick, so consecutive frames are at least the
+/// (a steady timer on the io thread, re-armed after each tick, so consecutive frames are at least the
 /// interval apart). Reads all the while, so Beast answers pings and the client's close; messages
 /// the client sends are discarded. Pings the client when it was silent for half of
 /// `live_idle_timeout` and closes it when silent for all of it (a dead peer). Ends on a read or
@@ -373,7 +373,7 @@ constexpr std::chrono::seconds live_idle_timeout{60};
 /// Limits: at most one frame exists at a time, the one being written; a tick that finds it still
 /// in flight (a slow client) is skipped and counted in `sluice_gateway_live_skipped_total`, so a
 /// slow reader costs one frame of memory, not a queue. Concurrency: everything runs on the
-/// connection's strand; `shutdown` posts. The snapshot function runs on the io thread.
+/// connection's io thread; `shutdown` posts. The snapshot function runs on the io thread.
 template <class Stream>
 class live_session final : public session_base {
 public:
@@ -386,7 +386,7 @@ public:
     return ws_.get_executor();
   }
 
-  /// Runs on the strand (called from the HTTP session's handler).
+  /// Runs on the io thread (called from the HTTP session's handler).
   void run(http::request<http::string_body> req) {
     beast::get_lowest_layer(ws_).expires_never(); // the websocket stream has its own timeouts
     // The client sends nothing, so the idle timeout (on reads) needs keep-alive pings: the server
