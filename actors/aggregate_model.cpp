@@ -1,6 +1,7 @@
 #include "actors/aggregate_model.hpp"
 
 #include "actors/catalog.hpp"
+#include "messages/attr_paths.hpp"
 #include "messages/codec.hpp"
 
 #include <msgpack.hpp>
@@ -34,6 +35,9 @@ int64_t floor_div(int64_t a, int64_t b) {
 bool is_playback(std::string_view type) {
   return type == "play" || type == "pause" || type == "stop" || type == "heartbeat";
 }
+
+/// The attributes a playback event is counted by, read in one pass (`find_attrs`).
+const std::vector<std::string> playback_paths{"title_id", "position_ms"};
 
 template <class... Ts>
 std::string make_key(char kind, const Ts&... parts) {
@@ -119,10 +123,12 @@ apply_outcome aggregate_model::apply(const event& e, const catalog& cat) {
     return apply_outcome::ignored;
   // A playback event as docs/profiles.md defines it: a string title_id and a number position_ms
   // (a float is truncated, a negative value counts as 0).
-  auto title_attr = find_attr(e.attrs, "title_id");
+  std::optional<attr_value> attrs[2];
+  find_attrs(e.attrs, playback_paths, attrs);
+  auto& title_attr = attrs[0];
   if (!title_attr || title_attr->type != attr_value::kind::string || title_attr->s.empty())
     return apply_outcome::ignored;
-  auto pos = find_attr(e.attrs, "position_ms");
+  auto& pos = attrs[1];
   if (!pos || (pos->type != attr_value::kind::integer && pos->type != attr_value::kind::floating))
     return apply_outcome::ignored;
   int64_t position = pos->type == attr_value::kind::integer ? pos->i

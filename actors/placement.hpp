@@ -9,9 +9,21 @@
 
 namespace sluice {
 
+/// The hash a device or profile key is placed by (`shard_of`) and found by in its shard's
+/// `entity_table`: libstdc++'s `std::hash`, stable across runs (shard offsets rely on keys staying
+/// in their shard after a restart), computed once per event key.
+inline size_t key_hash(std::string_view key) noexcept {
+  return std::hash<std::string_view>{}(key);
+}
+
+/// The shard (of `n`) owning the key whose `key_hash` is `hash`.
+inline size_t shard_of(size_t hash, size_t n) noexcept {
+  return hash % n;
+}
+
 /// The shard (of `n`) owning `key`: the same placement for dispatch and for queries.
 inline size_t shard_index(std::string_view key, size_t n) {
-  return std::hash<std::string_view>{}(key) % n;
+  return shard_of(key_hash(key), n);
 }
 
 /// The LMDB database holding a state space.

@@ -2,6 +2,7 @@
 
 #include "actors/catalog.hpp"
 #include "actors/metrics.hpp"
+#include "messages/attr_paths.hpp"
 #include "messages/codec.hpp"
 
 #include <algorithm>
@@ -32,6 +33,9 @@ int rank_of(std::string_view type) {
     return 3;
   return -1;
 }
+
+/// The attributes of a playback event, read in one pass (`find_attrs`).
+const std::vector<std::string> playback_paths{"title_id", "position_ms", "duration_ms"};
 
 bool is_playing(const playback_point& p) {
   return p.rank <= 1; // play or heartbeat
@@ -125,14 +129,16 @@ bool profile_model::apply_one(const event& e) {
   auto rank = rank_of(e.type);
   if (rank < 0)
     return true;
-  auto title = find_attr(e.attrs, "title_id");
-  auto position = as_int(find_attr(e.attrs, "position_ms"));
+  std::optional<attr_value> attrs[3];
+  find_attrs(e.attrs, playback_paths, attrs);
+  auto& title = attrs[0];
+  auto position = as_int(attrs[1]);
   if (!title || title->type != attr_value::kind::string || title->s.empty() || !position) {
     if (opts_.invalid_playback != nullptr)
       opts_.invalid_playback->inc();
     return true;
   }
-  auto duration = as_int(find_attr(e.attrs, "duration_ms"));
+  auto duration = as_int(attrs[2]);
   playback_point p{e.ts, std::max<int64_t>(0, *position), static_cast<uint8_t>(rank)};
   apply_playback(std::string{title->s}, p, duration ? *duration : 0);
   return true;

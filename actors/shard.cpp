@@ -41,12 +41,12 @@ void release_passivated_memory() {
 using self_ptr = shard_actor::stateful_pointer<shard_state>;
 using slot = shard_state::slot;
 
-// Finds the entity of `key`, restoring or making it. Returns nullptr when `create` is false and
-// the key has no stored state.
-slot* entity_for(self_ptr self, std::string_view key, bool create) {
+// Finds the entity of `key` (whose `key_hash` is `hash`), restoring or making it. Returns nullptr
+// when `create` is false and the key has no stored state.
+slot* entity_for(self_ptr self, std::string_view key, size_t hash, bool create) {
   auto& st = self->state;
-  if (auto i = st.entities.find(key); i != st.entities.end())
-    return i->second.get();
+  if (auto* found = st.entities.find(key, hash))
+    return found;
   auto s = std::make_unique<slot>();
   s->key.assign(key.data(), key.size());
   {
@@ -58,9 +58,7 @@ slot* entity_for(self_ptr self, std::string_view key, bool create) {
     s->ent = st.deps.kind.make(s->key, stored ? *stored : std::string_view{});
   }
   s->last_active = self->clock().now();
-  auto* result = s.get();
-  std::string_view view{result->key};
-  st.entities.emplace(view, std::move(s));
+  auto* result = st.entities.insert(hash, std::move(s));
   st.active->set(static_cast<int64_t>(st.entities.size()));
   return result;
 }
@@ -91,16 +89,18 @@ void checkpoint_now(self_ptr self) {
   cp.consumer = st.consumer;
   cp.done_upto = st.completed_upto;
   // Each dirty entity is encoded once here, however many batches changed it since the last
-  // checkpoint. What was sent is remembered by key and version until the commit answers: a failed
-  // commit marks those entities dirty again, so a later checkpoint cannot move the offset past
-  // state it never wrote.
-  auto sent = std::make_shared<std::vector<std::pair<std::string, uint64_t>>>();
+  // checkpoint. What was sent is remembered by entity and version until the commit answers: a
+  // failed commit marks those entities dirty again, so a later checkpoint cannot move the offset
+  // past state it never wrote. The entities stay in memory until then (passivation needs
+  // `committed == version`, and a sent entity's version is newer than its committed one: it was
+  // bumped when the entity became dirty after its last commit), so their slots are safe to keep.
+  auto sent = std::make_shared<std::vector<std::pair<slot*, uint64_t>>>();
   sent->reserve(st.dirty.size());
   cp.entries.reserve(st.dirty.size());
   for (auto* s : st.dirty) {
     s->dirty = false;
     cp.entries.emplace_back(s->key, s->ent->encode());
-    sent->emplace_back(s->key, s->version);
+    sent->emplace_back(s, s->version);
   }
   st.dirty.clear();
   st.checkpointing = true;
@@ -111,9 +111,8 @@ void checkpoint_now(self_ptr self) {
         auto& st = self->state;
         st.checkpointing = false;
         st.deps.done_upto = std::max(st.deps.done_upto, upto);
-        for (auto& [key, version] : *sent)
-          if (auto i = st.entities.find(key); i != st.entities.end())
-            i->second->committed = std::max(i->second->committed, version);
+        for (auto& [s, version] : *sent)
+          s->committed = std::max(s->committed, version);
         try_finish_drains(self);
       },
       [self, sent](caf::error& err) {
@@ -121,9 +120,8 @@ void checkpoint_now(self_ptr self) {
         // writes them again, and until then the offset does not pass them.
         auto& st = self->state;
         st.checkpointing = false;
-        for (auto& [key, version] : *sent)
-          if (auto i = st.entities.find(key); i != st.entities.end())
-            mark_dirty(st, *i->second);
+        for (auto& [s, version] : *sent)
+          mark_dirty(st, *s);
         st.failures->inc();
         log_json("error", "shard checkpoint failed (state stays uncommitted and is replayed)",
                  {{"consumer", st.consumer}, {"reason", to_string(err)}});
@@ -134,17 +132,10 @@ void checkpoint_now(self_ptr self) {
 void passivate_idle(self_ptr self) {
   auto& st = self->state;
   auto now = self->clock().now();
-  uint64_t stopped = 0;
-  for (auto i = st.entities.begin(); i != st.entities.end();) {
-    auto& s = *i->second;
-    if (!s.dirty && s.committed == s.version && now - s.last_active >= st.deps.idle_timeout) {
-      st.passivated->inc();
-      ++stopped;
-      i = st.entities.erase(i);
-    } else {
-      ++i;
-    }
-  }
+  auto stopped = st.entities.erase_if([&](const slot& s) {
+    return !s.dirty && s.committed == s.version && now - s.last_active >= st.deps.idle_timeout;
+  });
+  st.passivated->inc(stopped);
   st.active->set(static_cast<int64_t>(st.entities.size()));
   if (stopped > 0)
     passivated_untrimmed.fetch_add(stopped, std::memory_order_relaxed);
@@ -176,17 +167,34 @@ shard_actor::behavior_type shard(self_ptr self, shard_deps deps) {
       auto view = st.deps.views ? st.deps.views->get() : nullptr;
       auto now = self->clock().now();
       auto tag = ++st.batches;
-      // Events in offset order, each applied to its key's entity at once; the entities touched
-      // end their batch afterwards (once each).
+      // 1. This shard's events, each key hashed once (shard and table); the table entries their
+      // lookups read are prefetched.
+      auto& mine = st.pending;
+      mine.clear();
       for (auto& e : batch.events) {
         if (e.offset <= st.deps.done_upto)
           continue;
         auto key = st.deps.kind.key_of(e);
-        if (key.empty() || (st.deps.count > 1 && shard_index(key, st.deps.count) != st.deps.index))
-          continue; // no key, or another shard's
+        if (key.empty())
+          continue; // no key
+        auto hash = key_hash(key);
+        if (st.deps.count > 1 && shard_of(hash, st.deps.count) != st.deps.index)
+          continue; // another shard's
         if (view && !view->holds(key))
           continue; // another node owns and replicates it
-        auto* s = entity_for(self, key, true);
+        st.entities.prefetch(hash);
+        mine.push_back({&e, key, hash, nullptr});
+      }
+      // 2. Their entities (made or restored on their key's first event), prefetched for 3.
+      for (auto& p : mine) {
+        p.target = entity_for(self, p.key, p.hash, true);
+        __builtin_prefetch(p.target->ent.get());
+      }
+      // 3. Events in offset order, each applied to its key's entity; the entities touched end
+      // their batch afterwards (once each).
+      for (auto& p : mine) {
+        auto& e = *p.ev;
+        auto* s = p.target;
         if (s->batch != tag) {
           s->batch = tag;
           s->last_active = now;
@@ -197,6 +205,7 @@ shard_actor::behavior_type shard(self_ptr self, shard_deps deps) {
           mark_dirty(st, *s);
         }
       }
+      mine.clear();
       for (auto* s : st.touched)
         s->ent->end_batch();
       st.touched.clear();
@@ -205,7 +214,7 @@ shard_actor::behavior_type shard(self_ptr self, shard_deps deps) {
       try_finish_drains(self);
     },
     [self](query_atom, std::string& key, std::string& what, query_reply& reply) {
-      auto* s = entity_for(self, key, false);
+      auto* s = entity_for(self, key, key_hash(key), false);
       if (s == nullptr) {
         reply.fn(query_reply::status::not_found, {});
         return;

@@ -2,6 +2,7 @@
 
 #include "actors/cluster/view.hpp"
 #include "actors/entity.hpp"
+#include "actors/entity_table.hpp"
 #include "actors/interfaces.hpp"
 
 #include <caf/actor_clock.hpp>
@@ -12,7 +13,6 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 namespace sluice::persistence {
@@ -71,6 +71,11 @@ struct shard_deps {
 /// next tick returns the freed heap to the OS (`release_free_heap`: glibc would keep it). An entity
 /// that throws stops its shard (nothing past the failing batch is checkpointed).
 ///
+/// Each event's key is hashed once (`key_hash`): the same hash picks the shard and finds the
+/// entity in `entities`. A batch is applied in three passes over the shard's events: filter and
+/// hash (prefetching the table entries), find or make the entities (prefetching them), apply; so
+/// the cache misses of the lookups overlap instead of stalling each event in turn.
+///
 /// Concurrency: one actor; the entities live inside it (no message, no mailbox, no actor per key:
 /// the shards of a node run in parallel with each other). Limits: memory is bounded by active keys
 /// (measured: bench/README.md); an entity is never restored from LMDB while a newer state of it
@@ -87,15 +92,30 @@ struct shard_state {
     uint64_t batch = 0;     ///< the last batch (`batches`) that touched it
     bool dirty = false;     ///< listed in `dirty`
   };
+  /// The key of a slot, for `entities`.
+  struct slot_key {
+    std::string_view operator()(const slot& s) const noexcept {
+      return s.key;
+    }
+  };
+  /// One event of the batch being applied that belongs to this shard (scratch).
+  struct pending_event {
+    const event* ev;
+    std::string_view key;
+    size_t hash;
+    slot* target;
+  };
 
   shard_deps deps;
   std::string consumer;
-  /// Entities by key (the views point into `slot::key`, which lives as long as the entry).
-  std::unordered_map<std::string_view, std::unique_ptr<slot>> entities;
+  /// Entities by key, found by the key's `key_hash`.
+  entity_table<slot, slot_key> entities;
   /// Entities changed since they were last sent to a checkpoint.
   std::vector<slot*> dirty;
   /// Entities touched by the batch being applied (scratch).
   std::vector<slot*> touched;
+  /// This shard's events of the batch being applied (scratch).
+  std::vector<pending_event> pending;
   /// Batches applied (tags `slot::batch`).
   uint64_t batches = 0;
   log_offset completed_upto = 0;

@@ -122,6 +122,34 @@ struct lookup {
   }
 };
 
+// Only top-level keys can match paths without a dot: reads the root map's pairs without building
+// key paths or looking into nested maps (they are skipped whole, which still checks them).
+bool find_top_level(mp_reader& r, uint32_t count, const std::vector<std::string>& paths,
+                    attr_slot* slots) noexcept {
+  for (uint32_t n = 0; n < count; ++n) {
+    mp_token key;
+    if (!r.next(key))
+      return false;
+    if (key.type != mp_type::str) {
+      if ((lookup::container(key) && !lookup::skip_contents(r, key)) || !r.skip())
+        return false;
+      continue;
+    }
+    mp_token value;
+    if (!r.next(value))
+      return false;
+    for (size_t i = 0; i < paths.size(); ++i) {
+      if (!slots[i].found && same(paths[i], key.bytes)) {
+        slots[i].found = true;
+        slots[i].value = detail::to_attr_value(value, {});
+      }
+    }
+    if (lookup::container(value) && !lookup::skip_contents(r, value))
+      return false;
+  }
+  return true;
+}
+
 } // namespace
 
 bool find_attrs(std::string_view attrs, const std::vector<std::string>& paths, attr_slot* slots) {
@@ -129,6 +157,20 @@ bool find_attrs(std::string_view attrs, const std::vector<std::string>& paths, a
     new (&slots[i]) attr_slot{};
   if (attrs.empty() || paths.empty())
     return true;
+  bool dotted = false;
+  for (auto& p : paths)
+    dotted = dotted || p.find('.') != std::string::npos;
+  if (!dotted) {
+    mp_reader r{attrs};
+    mp_token root;
+    if (!r.next(root))
+      return false;
+    if (root.type != mp_type::map) {
+      mp_reader whole{attrs};
+      return whole.skip();
+    }
+    return find_top_level(r, root.count, paths, slots);
+  }
   size_t longest = 0;
   for (auto& p : paths)
     longest = std::max(longest, p.size());
@@ -146,6 +188,27 @@ bool find_attrs(std::string_view attrs, const std::vector<std::string>& paths, a
   }
   lookup l{paths, slots, buf.data(), longest, {}};
   return l.map(r, root.count, 1);
+}
+
+void find_attrs(std::string_view attrs, const std::vector<std::string>& paths,
+                std::optional<attr_value>* out) {
+  // Left uninitialized here (find_attrs constructs the slots it uses): zeroing a few hundred
+  // bytes per event showed in profiles.
+  constexpr size_t on_stack = 8;
+  alignas(attr_slot) unsigned char stack_slots[on_stack * sizeof(attr_slot)];
+  std::vector<attr_slot> heap_slots;
+  auto* slots = reinterpret_cast<attr_slot*>(stack_slots);
+  if (paths.size() > on_stack) {
+    heap_slots.resize(paths.size());
+    slots = heap_slots.data();
+  }
+  if (find_attrs(attrs, paths, slots)) {
+    for (size_t i = 0; i < paths.size(); ++i)
+      out[i] = slots[i].found ? std::optional<attr_value>{slots[i].value} : std::nullopt;
+    return;
+  }
+  for (size_t i = 0; i < paths.size(); ++i)
+    out[i] = find_attr(attrs, paths[i]);
 }
 
 } // namespace sluice

@@ -5,6 +5,7 @@
 
 #include "messages/codec.hpp"
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,6 +24,14 @@ struct attr_slot {
 /// `slots[0, paths.size())`. Maps below 32 levels and maps no path reaches into are skipped
 /// without looking at their keys. False when `attrs` is not msgpack (`slots` then unusable). A
 /// root that is not a map holds no attribute. Allocation-free after the first call on a thread.
+/// When no path has a dot only the root's keys are compared (nested maps are skipped whole).
 bool find_attrs(std::string_view attrs, const std::vector<std::string>& paths, attr_slot* slots);
+
+/// What `find_attr` answers for each path of `paths`, into `out[0, paths.size())`: read in one
+/// pass over `attrs` (`find_attrs`) instead of one scan per path, falling back to one `find_attr`
+/// per path when `attrs` is not well-formed msgpack (which may still hold some of them before the
+/// damage). Containers come back as `other` with an empty `s` when read in one pass.
+void find_attrs(std::string_view attrs, const std::vector<std::string>& paths,
+                std::optional<attr_value>* out);
 
 } // namespace sluice

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,48 @@ TEST(find_attrs, rejects_bytes_that_are_not_msgpack_and_finds_nothing_in_a_non_m
   // Empty attrs: an empty map.
   EXPECT_TRUE(find_attrs({}, paths, slots));
   EXPECT_FALSE(slots[0].found);
+}
+
+TEST(find_attrs, answers_what_find_attr_answers_for_each_path_also_when_attrs_are_damaged) {
+  auto attrs = attrs_of(R"({"type":"play","device_id":"d","ts":1,"list":[1,{"title_id":"no"}],
+    "title_id":"t-1","position_ms":61000,"duration_ms":1.5e6,"nested":{"a":1,"title_id":"no"}})");
+  // Top-level names only (read without building paths), and with a dotted path.
+  std::vector<std::string> top = {"title_id", "position_ms", "duration_ms", "missing", "list"};
+  std::vector<std::string> dotted = {"title_id", "position_ms", "duration_ms", "missing",
+                                     "nested.a"};
+  std::optional<attr_value> out[5];
+  auto same_as_find_attr = [&](std::string_view bytes, const std::vector<std::string>& paths) {
+    find_attrs(bytes, paths, out);
+    for (size_t i = 0; i < paths.size(); ++i) {
+      auto want = find_attr(bytes, paths[i]);
+      ASSERT_EQ(out[i].has_value(), want.has_value()) << paths[i] << " of " << bytes.size();
+      if (want && want->type != attr_value::kind::other) {
+        EXPECT_EQ(out[i]->type, want->type) << paths[i];
+        EXPECT_EQ(out[i]->s, want->s) << paths[i];
+        EXPECT_EQ(out[i]->i, want->i) << paths[i];
+        EXPECT_EQ(out[i]->d, want->d) << paths[i];
+      }
+    }
+  };
+  for (auto* paths : {&top, &dotted}) {
+    same_as_find_attr(attrs, *paths);
+    ASSERT_TRUE(out[0] && out[1] && out[2]);
+    EXPECT_EQ(out[0]->s, "t-1"); // the first in map order, not one nested below
+    EXPECT_EQ(out[1]->i, 61000);
+    EXPECT_EQ(out[2]->d, 1.5e6);
+    EXPECT_FALSE(out[3]);
+    ASSERT_TRUE(out[4]);
+    // Truncated: what find_attr still finds before the damage.
+    for (size_t cut = 0; cut < attrs.size(); ++cut)
+      same_as_find_attr(std::string_view{attrs}.substr(0, cut), *paths);
+  }
+  EXPECT_EQ(out[4]->i, 1); // nested.a
+  // More paths than fit on the stack.
+  std::vector<std::string> many(20, "position_ms");
+  std::optional<attr_value> many_out[20];
+  find_attrs(attrs, many, many_out);
+  for (auto& v : many_out)
+    EXPECT_TRUE(v && v->i == 61000);
 }
 
 } // namespace
