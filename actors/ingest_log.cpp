@@ -14,6 +14,7 @@
 #include <caf/all.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <functional>
 #include <limits>
@@ -433,12 +434,16 @@ void run_commit(self_ptr self) {
     try {
       persistence::write_txn txn{*st.deps.env};
       for (auto& req : st.pending) {
-        st.encode_buffer.clear();
-        encode_log_record(req.events, st.encode_buffer);
-        auto first = st.log->append(txn, static_cast<uint32_t>(req.events.size()),
-                                    st.encode_buffer);
+        // Encoded straight into the space LMDB reserves for the record: no copy through a buffer.
+        auto size = log_record_size(req.events);
+        uint64_t first = 0;
+        char* dst = st.log->append_reserved(txn, static_cast<uint32_t>(req.events.size()), size,
+                                            first);
+        if (!write_log_record(req.events, dst, size)) // cannot happen: the size is msgpack-c's
+          throw persistence::lmdb_error(EINVAL, "a log record's encoding did not fill the space "
+                                                "computed for it (a bug; nothing stored)");
         ranges.emplace_back(first, first + req.events.size() - 1);
-        bytes += st.encode_buffer.size();
+        bytes += size;
       }
       if (st.sessions && !st.pending.empty())
         st.sessions->write(txn); // session state lands with the events that moved it

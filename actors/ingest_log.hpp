@@ -161,7 +161,6 @@ struct ingest_log_state {
   bool out_of_space = false;
   /// Whether the gate was open at the last update (to log transitions only).
   bool gate_open_state = true;
-  std::string encode_buffer;
   std::map<std::string, log_offset> offsets;
   std::vector<link> links;
   /// Serves catch-up reads off the writer's thread.

@@ -50,6 +50,17 @@ struct decoded_batch {
 decoded_batch decode_json(std::string_view body, int64_t ingest_ts,
                           const decode_limits& limits = {});
 
+/// Spare capacity a body needs for `decode_json_in_place`: the parser may read this many bytes
+/// past the end of a body.
+constexpr size_t json_padding = 64;
+
+/// `decode_json` without its copy of the body when `body.capacity() - body.size() >= json_padding`:
+/// then `json_padding` zero bytes are written behind the body (within its capacity; its size and
+/// content stay as they were) and the body is parsed where it is. Otherwise the same as
+/// `decode_json(body, ...)`. Same results either way.
+decoded_batch decode_json_in_place(std::string& body, int64_t ingest_ts,
+                                   const decode_limits& limits = {});
+
 /// Decodes the same shapes as `decode_json` from msgpack.
 decoded_batch decode_msgpack(std::string_view body, int64_t ingest_ts,
                              const decode_limits& limits = {});
@@ -59,6 +70,14 @@ decoded_batch decode_msgpack(std::string_view body, int64_t ingest_ts,
 /// also stores `origin` and `origin_offset`; a local event stores neither (its `origin_offset` is
 /// not kept). Layout: messages/codec_log.cpp.
 void encode_log_record(const event_batch& events, std::string& out);
+
+/// The number of bytes `encode_log_record` appends for `events`.
+size_t log_record_size(const event_batch& events) noexcept;
+
+/// Writes what `encode_log_record` appends into `dst`, which holds exactly `size` =
+/// `log_record_size(events)` bytes (e.g. space reserved in the store): no copy through a string.
+/// Never writes past `size`; returns false when the encoding did not fill it exactly.
+bool write_log_record(const event_batch& events, char* dst, size_t size);
 
 /// Decodes a log record written by `encode_log_record` (records written before forwarded events
 /// existed included), assigning offsets `first, first+1, ...`; `origin` and `origin_offset` come
@@ -77,6 +96,14 @@ bool decode_log_record_if(std::string_view bytes, log_offset first, event_batch&
 /// Appends `e` as one JSON object (envelope fields, `offset`, `ingest_ts`, `node` when not empty,
 /// then the attributes expanded in place) without a trailing newline.
 void append_json(std::string& out, const event& e, std::string_view node = {});
+
+/// Most bytes `render_json(dst, e, node)` writes (what it keeps plus scratch past it): room to
+/// reserve before rendering into a buffer of one's own.
+size_t json_render_bound(const event& e, std::string_view node = {}) noexcept;
+
+/// Writes what `append_json` appends to `dst`, which has room for `json_render_bound(e, node)`
+/// bytes; returns the end of the JSON object (bytes past it up to the bound may be overwritten).
+char* render_json(char* dst, const event& e, std::string_view node = {});
 
 /// Appends `s` to `out` as a JSON string literal (quotes and escapes included).
 void append_json_string(std::string& out, std::string_view s);

@@ -66,6 +66,31 @@ public:
   /// or the never-used byte 0xc1.
   bool next(mp_token& t) noexcept;
 
+  /// `next` with the most common tokens of attribute maps (positive fixint, fixstr) read inline,
+  /// for the renderer's loop; other readers keep the out-of-line `next`, which suits them better
+  /// (measured: log record decoding ~10% slower with this inline, NDJSON rendering ~12% faster).
+  bool next_inline(mp_token& t) noexcept {
+    if (pos_ != end_) {
+      uint8_t tag = *pos_;
+      if (tag <= 0x7f) {
+        ++pos_;
+        t.type = mp_type::uint;
+        t.u = tag;
+        return true;
+      }
+      if ((tag & 0xe0) == 0xa0) {
+        size_t n = tag & 0x1f;
+        if (static_cast<size_t>(end_ - pos_) > n) {
+          t.type = mp_type::str;
+          t.bytes = std::string_view(reinterpret_cast<const char*>(pos_ + 1), n);
+          pos_ += 1 + n;
+          return true;
+        }
+      }
+    }
+    return next(t);
+  }
+
   /// Skips one complete value (containers included) without recursion.
   bool skip() noexcept;
 

@@ -21,6 +21,8 @@
 
 #include <msgpack.hpp>
 
+#include <cstring>
+
 namespace sluice {
 
 namespace {
@@ -35,9 +37,71 @@ constexpr uint32_t log_event_fields = 7;
 /// `origin_offset`.
 constexpr uint32_t log_forwarded_event_fields = 9;
 
-void pack_string(msgpack::packer<detail::string_writer>& pk, const std::string& s) {
+template <class Writer>
+void pack_string(msgpack::packer<Writer>& pk, const std::string& s) {
   pk.pack_str(static_cast<uint32_t>(s.size()));
   pk.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
+}
+
+/// A msgpack-c output stream over a reserved area of exactly the record's size: it never writes
+/// past `end` (a size mismatch leaves `overflow` set instead).
+struct area_writer {
+  char* p;
+  char* end;
+  bool overflow = false;
+  void write(const char* data, size_t size) {
+    if (size > static_cast<size_t>(end - p)) {
+      overflow = true;
+      return;
+    }
+    std::memcpy(p, data, size);
+    p += size;
+  }
+};
+
+/// Encodes `events` with `pk` (the layout at the top of this file).
+template <class Writer>
+void pack_events(msgpack::packer<Writer>& pk, const event_batch& events) {
+  for (const auto& e : events) {
+    const bool forwarded = !e.origin.empty();
+    pk.pack_array(forwarded ? log_forwarded_event_fields : log_event_fields);
+    pack_string(pk, e.id);
+    pack_string(pk, e.type);
+    pack_string(pk, e.device_id);
+    if (e.profile_id.empty())
+      pk.pack_nil();
+    else
+      pack_string(pk, e.profile_id);
+    pk.pack_int64(e.ts);
+    pk.pack_int64(e.ingest_ts);
+    pk.pack_bin(static_cast<uint32_t>(e.attrs.size()));
+    pk.pack_bin_body(e.attrs.data(), static_cast<uint32_t>(e.attrs.size()));
+    if (forwarded) {
+      pack_string(pk, e.origin);
+      pk.pack_uint64(e.origin_offset);
+    }
+  }
+}
+
+// Sizes of msgpack-c's encodings (the smallest form of each), as `pack_events` writes them.
+size_t str_size(size_t n) noexcept {
+  return n + (n < 32 ? 1 : n < 256 ? 2 : n < 65536 ? 3 : 5);
+}
+
+size_t bin_size(size_t n) noexcept {
+  return n + (n < 256 ? 2 : n < 65536 ? 3 : 5);
+}
+
+size_t int64_size(int64_t d) noexcept {
+  if (d < -(1LL << 5))
+    return d < -(1LL << 31) ? 9 : d < -(1LL << 15) ? 5 : d < -(1LL << 7) ? 3 : 2;
+  if (d < (1LL << 7))
+    return 1;
+  return d < (1LL << 8) ? 2 : d < (1LL << 16) ? 3 : d < (1LL << 32) ? 5 : 9;
+}
+
+size_t uint64_size(uint64_t d) noexcept {
+  return d < (1ULL << 7) ? 1 : d < (1ULL << 8) ? 2 : d < (1ULL << 16) ? 3 : d < (1ULL << 32) ? 5 : 9;
 }
 
 bool read_int(mp_reader& r, int64_t& out) {
@@ -139,25 +203,27 @@ void materialize(const event_view& v, event& e) {
 void encode_log_record(const event_batch& events, std::string& out) {
   detail::string_writer w{&out};
   msgpack::packer<detail::string_writer> pk{w};
+  pack_events(pk, events);
+}
+
+size_t log_record_size(const event_batch& events) noexcept {
+  size_t n = 0;
   for (const auto& e : events) {
-    const bool forwarded = !e.origin.empty();
-    pk.pack_array(forwarded ? log_forwarded_event_fields : log_event_fields);
-    pack_string(pk, e.id);
-    pack_string(pk, e.type);
-    pack_string(pk, e.device_id);
-    if (e.profile_id.empty())
-      pk.pack_nil();
-    else
-      pack_string(pk, e.profile_id);
-    pk.pack_int64(e.ts);
-    pk.pack_int64(e.ingest_ts);
-    pk.pack_bin(static_cast<uint32_t>(e.attrs.size()));
-    pk.pack_bin_body(e.attrs.data(), static_cast<uint32_t>(e.attrs.size()));
-    if (forwarded) {
-      pack_string(pk, e.origin);
-      pk.pack_uint64(e.origin_offset);
-    }
+    n += 1; // the array header: 7 or 9 elements, a fixarray
+    n += str_size(e.id.size()) + str_size(e.type.size()) + str_size(e.device_id.size());
+    n += e.profile_id.empty() ? 1 : str_size(e.profile_id.size());
+    n += int64_size(e.ts) + int64_size(e.ingest_ts) + bin_size(e.attrs.size());
+    if (!e.origin.empty())
+      n += str_size(e.origin.size()) + uint64_size(e.origin_offset);
   }
+  return n;
+}
+
+bool write_log_record(const event_batch& events, char* dst, size_t size) {
+  area_writer w{dst, dst + size};
+  msgpack::packer<area_writer> pk{w};
+  pack_events(pk, events);
+  return !w.overflow && w.p == w.end;
 }
 
 bool decode_log_record(std::string_view bytes, log_offset first, event_batch& out) {

@@ -1,10 +1,14 @@
-// JSON rendering of events for sinks: `append_json` and the string escaper.
+// JSON rendering of events for sinks: `append_json`, `render_json` and the string escaper.
 //
 // Attribute values map back from msgpack as: nil → null, bool, int/uint → integer, float32/float64
 // → number (non-finite → null), str → string, array/map → array/object, bin → base64 string
 // (RFC 4648, with padding), ext → null. Map keys that are not strings render as their decimal text
 // (integers) or are dropped with their value (anything else). Invalid UTF-8 in strings is replaced
 // by U+FFFD so that the output is always valid JSON.
+//
+// Cost: the renderer writes through a raw pointer into room reserved once per event
+// (`json_render_bound`), so no write checks capacity or zero-fills; strings are scanned 8 bytes at
+// a time for the next byte that needs escaping and copied in 8-byte blocks between those.
 
 #include "messages/codec.hpp"
 #include "messages/codec_internal.hpp"
@@ -13,6 +17,7 @@
 #include <simdjson.h>
 
 #include <array>
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <iterator>
@@ -68,74 +73,235 @@ using detail::mp_type;
 /// renderer's recursion, and so its stack use.
 constexpr size_t max_render_depth = 256;
 
+/// Output bytes per input byte of a string at most: a control character or an invalid UTF-8 byte
+/// becomes a 6-byte escape (`\u001f`, `\ufffd`).
+constexpr size_t string_expansion = 6;
+/// Output bytes per msgpack byte of the attributes at most. Per token, with the separator before
+/// it: a 1-byte nil/bool/container header/fixint key renders as at most 6 bytes (`,false`,
+/// `,"-32"`), a 9-byte int64/float64 as at most 27 (`,"-9223372036854775808"`), a string or bin
+/// as at most 6 per payload byte plus quotes and separator (≥ 1 header byte), base64 4/3 per byte.
+constexpr size_t attrs_expansion = 8;
+/// Output bytes besides the strings and attributes: the envelope's keys, punctuation and three
+/// 64-bit integers (≤ 20 digits each), the string quotes, plus the 8 bytes a block copy may write
+/// past the end of what it keeps (`copy_block`), with a margin.
+constexpr size_t fixed_overhead = 256;
+
 constexpr char hex_digits[] = "0123456789abcdef";
 
-void append_escaped_ascii(std::string& out, unsigned char c) {
+/// Writes `n` bytes of literal text.
+template <size_t N>
+inline void put(char*& p, const char (&text)[N]) {
+  std::memcpy(p, text, N - 1);
+  p += N - 1;
+}
+
+inline void put(char*& p, const char* data, size_t n) {
+  std::memcpy(p, data, n);
+  p += n;
+}
+
+template <class Int>
+inline void put_int(char*& p, Int v) {
+  // 20 digits and a sign fit any 64-bit integer; the bound leaves room for them.
+  p = std::to_chars(p, p + 21, v).ptr;
+}
+
+void put_escaped_ascii(char*& p, unsigned char c) {
   switch (c) {
     case '"':
-      out += "\\\"";
+      put(p, "\\\"");
       break;
     case '\\':
-      out += "\\\\";
+      put(p, "\\\\");
       break;
     case '\b':
-      out += "\\b";
+      put(p, "\\b");
       break;
     case '\f':
-      out += "\\f";
+      put(p, "\\f");
       break;
     case '\n':
-      out += "\\n";
+      put(p, "\\n");
       break;
     case '\r':
-      out += "\\r";
+      put(p, "\\r");
       break;
     case '\t':
-      out += "\\t";
+      put(p, "\\t");
       break;
     default: {
       char buf[6] = {'\\', 'u', '0', '0', hex_digits[c >> 4], hex_digits[c & 0xf]};
-      out.append(buf, sizeof buf);
+      put(p, buf, sizeof buf);
     }
   }
 }
 
-bool needs_escape(unsigned char c) {
-  return c < 0x20 || c == '"' || c == '\\';
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+constexpr bool little_endian = true;
+#else
+constexpr bool little_endian = false;
+#endif
+
+constexpr uint64_t ones = 0x0101010101010101ULL;
+constexpr uint64_t highs = 0x8080808080808080ULL;
+
+/// The high bit of each byte of `x` (8 string bytes, the first in the low byte) that needs more
+/// than a copy: below 0x20, `"`, `\`, and (with `high`) 0x80 and up. Exact for the lowest set
+/// byte (a borrow only makes bytes above a real match look like one), which is all the scan uses.
+inline uint64_t special_bytes(uint64_t x, bool high) noexcept {
+  uint64_t control = (x - ones * 0x20) & ~x;
+  uint64_t q = x ^ (ones * '"');
+  uint64_t quote = (q - ones) & ~q;
+  uint64_t b = x ^ (ones * '\\');
+  uint64_t backslash = (b - ones) & ~b;
+  uint64_t m = control | quote | backslash;
+  if (high)
+    m |= x;
+  return m & highs;
 }
 
-void append_base64(std::string& out, std::string_view bytes) {
+/// The `n` (1 to 7) bytes at `s` in the low bytes of a word, the rest zero: two overlapping loads
+/// of fixed size rather than a byte loop through memory, whose 8-byte reload would wait for the
+/// byte stores (a store-forwarding stall that cost more than the whole scan).
+inline uint64_t load_tail(const char* s, size_t n) noexcept {
+  if (n >= 4) {
+    uint32_t lo, hi;
+    std::memcpy(&lo, s, 4);
+    std::memcpy(&hi, s + n - 4, 4);
+    return uint64_t{lo} | (uint64_t{hi} << (8 * (n - 4)));
+  }
+  if (n >= 2) {
+    uint16_t lo, hi;
+    std::memcpy(&lo, s, 2);
+    std::memcpy(&hi, s + n - 2, 2);
+    return uint64_t{lo} | (uint64_t{hi} << (8 * (n - 2)));
+  }
+  return static_cast<unsigned char>(*s);
+}
+
+/// Copies plain bytes from `s` until the first one that needs attention (see `special_bytes`) or
+/// `end`; returns where it stopped. Writes whole 8-byte blocks, up to 7 bytes past what it keeps
+/// (the bound's margin), so most short strings take one or a few loads and stores.
+inline const char* copy_plain(char*& p, const char* s, const char* end, bool high) noexcept {
+  if constexpr (little_endian) {
+    while (end - s >= 8) {
+      uint64_t x;
+      std::memcpy(&x, s, 8);
+      std::memcpy(p, &x, 8);
+      uint64_t m = special_bytes(x, high);
+      if (m != 0) {
+        auto k = static_cast<size_t>(__builtin_ctzll(m)) / 8;
+        p += k;
+        return s + k;
+      }
+      p += 8;
+      s += 8;
+    }
+    if (s == end)
+      return s;
+    // The tail: padded with spaces (plain), so only its own bytes can stop the scan.
+    auto n = static_cast<size_t>(end - s);
+    uint64_t x = load_tail(s, n) | ((ones * ' ') << (8 * n));
+    std::memcpy(p, &x, 8);
+    uint64_t m = special_bytes(x, high);
+    size_t k = m != 0 ? static_cast<size_t>(__builtin_ctzll(m)) / 8 : n;
+    p += k;
+    return s + k;
+  } else {
+    while (s < end) {
+      auto c = static_cast<unsigned char>(*s);
+      if (c < 0x20 || c == '"' || c == '\\' || (high && c >= 0x80))
+        break;
+      *p++ = *s++;
+    }
+    return s;
+  }
+}
+
+void put_json_string(char*& p, std::string_view str) {
+  *p++ = '"';
+  const char* s = str.data();
+  const char* const end = s + str.size();
+  // Non-ASCII bytes need a look only while the string is not known to be valid UTF-8 (decided
+  // once, at the first such byte); in an invalid string each sequence is checked on its own.
+  enum class utf8 { unknown, valid, invalid } state = utf8::unknown;
+  bool high = true;
+  for (;;) {
+    s = copy_plain(p, s, end, high);
+    if (s == end)
+      break;
+    auto c = static_cast<unsigned char>(*s);
+    if (c < 0x80) {
+      put_escaped_ascii(p, c);
+      ++s;
+      continue;
+    }
+    if (state == utf8::unknown)
+      state = simdjson::validate_utf8(str.data(), str.size()) ? utf8::valid : utf8::invalid;
+    if (state == utf8::valid) {
+      high = false; // copied as it is from here on
+      continue;
+    }
+    size_t len = detail::utf8_sequence_length(str, static_cast<size_t>(s - str.data()));
+    if (len == 0) {
+      put(p, "\\ufffd");
+      ++s;
+    } else {
+      put(p, s, len);
+      s += len;
+    }
+  }
+  *p++ = '"';
+}
+
+void put_base64(char*& p, std::string_view bytes) {
   static constexpr char alphabet[]
     = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  out += '"';
+  *p++ = '"';
   size_t i = 0;
   auto at = [&](size_t k) { return static_cast<uint32_t>(static_cast<unsigned char>(bytes[k])); };
   for (; i + 3 <= bytes.size(); i += 3) {
     uint32_t v = (at(i) << 16) | (at(i + 1) << 8) | at(i + 2);
     char quad[4] = {alphabet[v >> 18], alphabet[(v >> 12) & 63], alphabet[(v >> 6) & 63],
                     alphabet[v & 63]};
-    out.append(quad, 4);
+    put(p, quad, 4);
   }
   size_t rest = bytes.size() - i;
   if (rest == 1) {
     uint32_t v = at(i) << 16;
     char quad[4] = {alphabet[v >> 18], alphabet[(v >> 12) & 63], '=', '='};
-    out.append(quad, 4);
+    put(p, quad, 4);
   } else if (rest == 2) {
     uint32_t v = (at(i) << 16) | (at(i + 1) << 8);
     char quad[4] = {alphabet[v >> 18], alphabet[(v >> 12) & 63], alphabet[(v >> 6) & 63], '='};
-    out.append(quad, 4);
+    put(p, quad, 4);
   }
-  out += '"';
+  *p++ = '"';
 }
 
-bool render_value(std::string& out, mp_reader& r, size_t depth);
+/// Writes a finite float in fmt's shortest round-trip form, `.0` added to integral values (see
+/// `detail::append_json_double`); null when not finite.
+template <class Float>
+void put_floating(char*& p, Float value) {
+  if (!std::isfinite(value)) {
+    put(p, "null");
+    return;
+  }
+  char* start = p;
+  p = fmt::format_to(p, "{}", value);
+  for (char* k = start; k < p; ++k)
+    if (*k == '.' || *k == 'e' || *k == 'E')
+      return;
+  put(p, ".0");
+}
+
+bool render_value(char*& p, mp_reader& r, size_t depth);
 
 // Renders one map key; returns false (after skipping it) when the key cannot be a JSON key.
-bool render_key(std::string& out, mp_reader& r, bool& ok) {
+bool render_key(char*& p, mp_reader& r, bool& ok) {
   mp_reader probe = r;
   mp_token t;
-  if (!probe.next(t)) {
+  if (!probe.next_inline(t)) {
     ok = false;
     return false;
   }
@@ -143,19 +309,19 @@ bool render_key(std::string& out, mp_reader& r, bool& ok) {
     case mp_type::str:
     case mp_type::bin:
       r = probe;
-      append_json_string(out, t.bytes);
+      put_json_string(p, t.bytes);
       return true;
     case mp_type::uint:
       r = probe;
-      out += '"';
-      out += fmt::format_int(t.u).c_str();
-      out += '"';
+      *p++ = '"';
+      put_int(p, t.u);
+      *p++ = '"';
       return true;
     case mp_type::sint:
       r = probe;
-      out += '"';
-      out += fmt::format_int(t.i).c_str();
-      out += '"';
+      *p++ = '"';
+      put_int(p, t.i);
+      *p++ = '"';
       return true;
     default:
       ok = r.skip();
@@ -163,28 +329,38 @@ bool render_key(std::string& out, mp_reader& r, bool& ok) {
   }
 }
 
-// Renders the map entries that follow a map header of `count` pairs, each preceded by a comma
-// when `first` is false. Entries with unusable keys are dropped, as are (with `skip_reserved`) the
-// keys `append_json` already wrote for the envelope. Returns false on corrupt bytes.
-bool render_entries(std::string& out, mp_reader& r, uint32_t count, size_t depth, bool first,
-                    bool skip_reserved);
-
 bool is_envelope_key(std::string_view k) {
-  return k == "id" || k == "type" || k == "device_id" || k == "profile_id" || k == "ts"
-         || k == "ingest_ts" || k == "offset" || k == "node";
+  switch (k.size()) {
+    case 2:
+      return k == "id" || k == "ts";
+    case 4:
+      return k == "type" || k == "node";
+    case 6:
+      return k == "offset";
+    case 9:
+      return k == "device_id" || k == "ingest_ts";
+    case 10:
+      return k == "profile_id";
+    default:
+      return false;
+  }
 }
 
-bool render_entries(std::string& out, mp_reader& r, uint32_t count, size_t depth, bool first,
+// Renders the map entries that follow a map header of `count` pairs, each preceded by a comma
+// when `first` is false. Entries with unusable keys are dropped, as are (with `skip_reserved`) the
+// keys `append_json` already wrote for the envelope. Returns false on corrupt bytes, with the
+// output cut back to before the entry that held them.
+bool render_entries(char*& p, mp_reader& r, uint32_t count, size_t depth, bool first,
                     bool skip_reserved) {
   for (uint32_t n = 0; n < count; ++n) {
-    size_t mark = out.size();
+    char* mark = p;
     if (!first)
-      out += ',';
+      *p++ = ',';
     if (skip_reserved) {
       mp_reader probe = r;
       mp_token t;
-      if (probe.next(t) && t.type == mp_type::str && is_envelope_key(t.bytes)) {
-        out.resize(mark);
+      if (probe.next_inline(t) && t.type == mp_type::str && is_envelope_key(t.bytes)) {
+        p = mark;
         r = probe;
         if (!r.skip())
           return false;
@@ -192,15 +368,15 @@ bool render_entries(std::string& out, mp_reader& r, uint32_t count, size_t depth
       }
     }
     bool ok = true;
-    if (!render_key(out, r, ok)) {
-      out.resize(mark);
+    if (!render_key(p, r, ok)) {
+      p = mark;
       if (!ok || !r.skip())
         return false;
       continue;
     }
-    out += ':';
-    if (!render_value(out, r, depth + 1)) {
-      out.resize(mark);
+    *p++ = ':';
+    if (!render_value(p, r, depth + 1)) {
+      p = mark;
       return false;
     }
     first = false;
@@ -208,140 +384,86 @@ bool render_entries(std::string& out, mp_reader& r, uint32_t count, size_t depth
   return true;
 }
 
-bool render_value(std::string& out, mp_reader& r, size_t depth) {
+bool render_value(char*& p, mp_reader& r, size_t depth) {
   mp_token t;
   if (depth > max_render_depth) {
-    out += "null";
+    put(p, "null");
     return r.skip();
   }
-  if (!r.next(t))
+  if (!r.next_inline(t))
     return false;
   switch (t.type) {
     case mp_type::nil:
-      out += "null";
+      put(p, "null");
       return true;
     case mp_type::boolean:
-      out += t.b ? "true" : "false";
+      if (t.b)
+        put(p, "true");
+      else
+        put(p, "false");
       return true;
-    case mp_type::uint: {
-      fmt::format_int text{t.u};
-      out.append(text.data(), text.size());
+    case mp_type::uint:
+      put_int(p, t.u);
       return true;
-    }
-    case mp_type::sint: {
-      fmt::format_int text{t.i};
-      out.append(text.data(), text.size());
+    case mp_type::sint:
+      put_int(p, t.i);
       return true;
-    }
     case mp_type::float32:
-      detail::append_json_float(out, static_cast<float>(t.d));
+      put_floating(p, static_cast<float>(t.d));
       return true;
     case mp_type::float64:
-      detail::append_json_double(out, t.d);
+      put_floating(p, t.d);
       return true;
     case mp_type::str:
-      append_json_string(out, t.bytes);
+      put_json_string(p, t.bytes);
       return true;
     case mp_type::bin:
-      append_base64(out, t.bytes);
+      put_base64(p, t.bytes);
       return true;
     case mp_type::ext:
-      out += "null";
+      put(p, "null");
       return true;
     case mp_type::array:
-      out += '[';
+      *p++ = '[';
       for (uint32_t n = 0; n < t.count; ++n) {
         if (n > 0)
-          out += ',';
-        if (!render_value(out, r, depth + 1))
+          *p++ = ',';
+        if (!render_value(p, r, depth + 1))
           return false;
       }
-      out += ']';
+      *p++ = ']';
       return true;
     case mp_type::map:
-      out += '{';
-      if (!render_entries(out, r, t.count, depth, true, false))
+      *p++ = '{';
+      if (!render_entries(p, r, t.count, depth, true, false))
         return false;
-      out += '}';
+      *p++ = '}';
       return true;
   }
   return false;
 }
 
-} // namespace
-
-void append_json_string(std::string& out, std::string_view s) {
-  // Fast path: printable ASCII without quotes or backslashes (ids, types, keys, most values) is
-  // copied as it is, in one append.
-  const auto* bytes = reinterpret_cast<const unsigned char*>(s.data());
-  size_t plain = 0;
-  while (plain < s.size()) {
-    auto c = bytes[plain];
-    if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\')
-      break;
-    ++plain;
-  }
-  if (plain == s.size()) {
-    auto at = out.size();
-    out.resize(at + s.size() + 2);
-    char* dst = out.data() + at;
-    dst[0] = '"';
-    if (!s.empty())
-      std::memcpy(dst + 1, s.data(), s.size());
-    dst[s.size() + 1] = '"';
-    return;
-  }
-  out += '"';
-  const bool valid_utf8 = simdjson::validate_utf8(s.data(), s.size());
-  size_t run_start = 0;
-  size_t i = 0;
-  while (i < s.size()) {
-    auto c = static_cast<unsigned char>(s[i]);
-    if (needs_escape(c)) {
-      out.append(s.data() + run_start, i - run_start);
-      append_escaped_ascii(out, c);
-      run_start = ++i;
-    } else if (c >= 0x80 && !valid_utf8) {
-      size_t len = detail::utf8_sequence_length(s, i);
-      if (len == 0) {
-        out.append(s.data() + run_start, i - run_start);
-        out += "\\ufffd";
-        run_start = ++i;
-      } else {
-        i += len;
-      }
-    } else {
-      ++i;
-    }
-  }
-  out.append(s.data() + run_start, s.size() - run_start);
-  out += '"';
-}
-
-void append_json(std::string& out, const event& e, std::string_view node) {
-  out += "{\"id\":";
-  append_json_string(out, e.id);
-  out += ",\"type\":";
-  append_json_string(out, e.type);
-  out += ",\"device_id\":";
-  append_json_string(out, e.device_id);
+/// `render_json` for a reserved area: `dst` has room for `json_render_bound` bytes.
+char* render_event(char* p, const event& e, std::string_view node) {
+  put(p, "{\"id\":");
+  put_json_string(p, e.id);
+  put(p, ",\"type\":");
+  put_json_string(p, e.type);
+  put(p, ",\"device_id\":");
+  put_json_string(p, e.device_id);
   if (!e.profile_id.empty()) {
-    out += ",\"profile_id\":";
-    append_json_string(out, e.profile_id);
+    put(p, ",\"profile_id\":");
+    put_json_string(p, e.profile_id);
   }
-  auto append_int = [&out](auto v) {
-    fmt::format_int text{v};
-    out.append(text.data(), text.size());
-  };
-  out += ",\"ts\":";
-  append_int(e.ts);
-  out += ",\"ingest_ts\":";
-  append_int(e.ingest_ts);
-  out += ",\"offset\":";
-  append_int(e.offset);
+  put(p, ",\"ts\":");
+  put_int(p, e.ts);
+  put(p, ",\"ingest_ts\":");
+  put_int(p, e.ingest_ts);
+  put(p, ",\"offset\":");
+  put_int(p, e.offset);
   if (!node.empty()) {
-    out += ",\"node\":";
-    append_json_string(out, node);
+    put(p, ",\"node\":");
+    put_json_string(p, node);
   }
   if (!e.attrs.empty()) {
     // Attributes named like an envelope field are left out (the envelope value is the one that
@@ -349,9 +471,37 @@ void append_json(std::string& out, const event& e, std::string_view node) {
     mp_reader r{e.attrs};
     mp_token header;
     if (r.next(header) && header.type == mp_type::map)
-      render_entries(out, r, header.count, 0, false, true);
+      render_entries(p, r, header.count, 0, false, true);
   }
-  out += '}';
+  *p++ = '}';
+  return p;
+}
+
+} // namespace
+
+size_t json_render_bound(const event& e, std::string_view node) noexcept {
+  return string_expansion
+           * (e.id.size() + e.type.size() + e.device_id.size() + e.profile_id.size() + node.size())
+         + attrs_expansion * e.attrs.size() + fixed_overhead;
+}
+
+char* render_json(char* dst, const event& e, std::string_view node) {
+  return render_event(dst, e, node);
+}
+
+void append_json_string(std::string& out, std::string_view s) {
+  auto at = out.size();
+  out.resize(at + string_expansion * s.size() + fixed_overhead);
+  char* p = out.data() + at;
+  put_json_string(p, s);
+  out.resize(static_cast<size_t>(p - out.data()));
+}
+
+void append_json(std::string& out, const event& e, std::string_view node) {
+  auto at = out.size();
+  out.resize(at + json_render_bound(e, node));
+  char* end = render_event(out.data() + at, e, node);
+  out.resize(static_cast<size_t>(end - out.data()));
 }
 
 } // namespace sluice

@@ -159,16 +159,25 @@ void log_store::open() {
 }
 
 uint64_t log_store::append(write_txn& txn, uint32_t count, std::string_view value) {
+  uint64_t first = 0;
+  char* out = append_reserved(txn, count, value.size(), first);
+  if (!value.empty())
+    std::memcpy(out, value.data(), value.size());
+  return first;
+}
+
+char* log_store::append_reserved(write_txn& txn, uint32_t count, size_t size, uint64_t& first) {
   if (count == 0)
     throw std::invalid_argument("log_store::append: a record must hold at least one event");
-  if (value.size() > std::numeric_limits<uint32_t>::max() - count_prefix_bytes)
-    throw std::invalid_argument("log_store::append: a " + std::to_string(value.size())
+  if (size > std::numeric_limits<uint32_t>::max() - count_prefix_bytes)
+    throw std::invalid_argument("log_store::append: a " + std::to_string(size)
                                 + "-byte batch exceeds LMDB's 4 GiB value limit; split the batch");
-  auto first = stats_.next_offset;
+  first = stats_.next_offset;
   auto key = encode_be64(first);
   MDB_val k = to_val(key);
-  MDB_val v{count_prefix_bytes + value.size(), nullptr};
-  // MDB_RESERVE: LMDB hands back the space for the value, so the batch is copied once.
+  MDB_val v{count_prefix_bytes + size, nullptr};
+  // MDB_RESERVE: LMDB hands back the space for the value, so the batch is written (or copied)
+  // once, into it.
   detail::check_append(mdb_put(detail::live(txn.handle(), "log_store::append"),
                                env_.dbi(db::log), &k, &v, MDB_APPEND | MDB_RESERVE),
                        db::log);
@@ -177,8 +186,6 @@ uint64_t log_store::append(write_txn& txn, uint32_t count, std::string_view valu
   out[1] = static_cast<unsigned char>(count >> 16);
   out[2] = static_cast<unsigned char>(count >> 8);
   out[3] = static_cast<unsigned char>(count);
-  if (!value.empty())
-    std::memcpy(out + count_prefix_bytes, value.data(), value.size());
   // Bookkeeping only after LMDB accepted the record: a throwing append leaves stats_ untouched,
   // and `rollback` undoes the appends of a transaction that is later aborted.
   if (stats_.records == 0)
@@ -186,7 +193,7 @@ uint64_t log_store::append(write_txn& txn, uint32_t count, std::string_view valu
   stats_.next_offset = first + count;
   ++stats_.records;
   stats_.bytes += v.mv_size;
-  return first;
+  return reinterpret_cast<char*>(out + count_prefix_bytes);
 }
 
 void log_store::read(uint64_t from,

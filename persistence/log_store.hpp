@@ -36,6 +36,11 @@ public:
   void open();
   /// Appends a batch of `count` (>= 1) events encoded as `value`; returns its first offset.
   uint64_t append(write_txn& txn, uint32_t count, std::string_view value);
+  /// Like `append` for a batch of `size` bytes that the caller writes into the returned space
+  /// (LMDB's, valid until the next change in `txn`) instead of copying it from a buffer; sets
+  /// `first` to the batch's first offset. The caller fills all `size` bytes before anything else
+  /// happens in `txn`, or aborts the transaction.
+  char* append_reserved(write_txn& txn, uint32_t count, size_t size, uint64_t& first);
   /// Calls `fn(first_offset, count, value)` for each record holding any offset >= `from`, in order,
   /// until `fn` returns false. `count` is the number of events in the record; `value` is the batch
   /// as appended (without the count prefix) and is valid only during the call: afterwards the

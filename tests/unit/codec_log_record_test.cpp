@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <vector>
 #include <random>
 
 using namespace sluice;
@@ -191,4 +193,43 @@ TEST(log_record, a_filtered_decode_keeps_only_accepted_events_with_their_own_off
   }
   ASSERT_FALSE(expected.empty());
   EXPECT_EQ(out, expected);
+}
+
+TEST(log_record, writing_into_reserved_space_gives_the_bytes_of_encode_log_record) {
+  // Every size class of msgpack-c's strings, bins and integers, local and forwarded events.
+  event_batch batch;
+  const std::vector<int64_t> ints = {0,           1,           127,         128,
+                                     255,         256,         65535,       65536,
+                                     4294967295,  4294967296,  INT64_MAX,   -1,
+                                     -32,         -33,         -128,        -129,
+                                     -32768,      -32769,      -2147483648, -2147483649LL,
+                                     INT64_MIN};
+  const std::vector<size_t> lengths = {0, 1, 31, 32, 255, 256, 65535, 65536};
+  for (size_t k = 0; k < ints.size(); ++k) {
+    event e;
+    auto len = lengths[k % lengths.size()];
+    e.id = std::string(len, 'i');
+    e.type = std::string(lengths[(k + 1) % lengths.size()], 't');
+    e.device_id = std::string(lengths[(k + 2) % lengths.size()], 'd');
+    e.profile_id = k % 3 == 0 ? std::string() : std::string(lengths[(k + 3) % lengths.size()], 'p');
+    e.ts = ints[k];
+    e.ingest_ts = ints[ints.size() - 1 - k];
+    e.attrs = std::string(lengths[(k + 4) % lengths.size()], '\x01');
+    if (k % 2 == 1) {
+      e.origin = std::string(lengths[(k + 5) % lengths.size()] + 1, 'o');
+      e.origin_offset = static_cast<log_offset>(ints[k]);
+    }
+    batch.push_back(e);
+  }
+  std::string expected;
+  encode_log_record(batch, expected);
+  ASSERT_EQ(log_record_size(batch), expected.size());
+  std::string area(expected.size(), '\0');
+  ASSERT_TRUE(write_log_record(batch, area.data(), area.size()));
+  EXPECT_EQ(area, expected);
+  // A wrong size is refused, never overrun.
+  std::string small(expected.size() - 1 + 8, '\x5a');
+  EXPECT_FALSE(write_log_record(batch, small.data(), expected.size() - 1));
+  EXPECT_EQ(small.substr(expected.size() - 1), std::string(8, '\x5a'));
+  EXPECT_FALSE(write_log_record(batch, area.data(), 0));
 }
