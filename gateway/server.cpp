@@ -164,8 +164,13 @@ private:
     // Beast reads at most the buffer's free capacity per recv (512 bytes when it is empty): a
     // 20 KB batch took ~40 recvmsg calls. Room for the whole body (up to one 64 KB read) makes
     // it one or two; the connection keeps that capacity for its next requests.
-    if (auto len = parser_->content_length(); len && *len > buffer_.capacity() - buffer_.size())
-      buffer_.reserve(buffer_.size() + std::min<uint64_t>(*len, max_body_read_bytes));
+    if (auto len = parser_->content_length()) {
+      if (*len > buffer_.capacity() - buffer_.size())
+        buffer_.reserve(buffer_.size() + std::min<uint64_t>(*len, max_body_read_bytes));
+      // spare room after the body lets a JSON batch be parsed where it is (decode_json_in_place)
+      if (*len <= st_.cfg.max_body_bytes)
+        parser_->get().body().reserve(*len + json_padding);
+    }
     tcp_layer().expires_after(std::chrono::seconds(st_.cfg.idle_timeout_s));
     http::async_read(stream_, buffer_, *parser_,
                      [self = self_ptr()](beast::error_code ec, size_t n) {
@@ -320,8 +325,8 @@ private:
     }
     decode_limits limits;
     limits.max_events = st_.cfg.max_batch_events;
-    const auto& body = req_.body();
-    auto batch = *fmt == wire_format::json ? decode_json(body, now_epoch_ms(), limits)
+    auto& body = req_.body();
+    auto batch = *fmt == wire_format::json ? decode_json_in_place(body, now_epoch_ms(), limits)
                                            : decode_msgpack(body, now_epoch_ms(), limits);
     if (!batch.ok()) {
       if (is_too_many_events(batch, limits.max_events)) {
