@@ -13,6 +13,7 @@
 #include <vector>
 
 using namespace sluice;
+using sluice::test::envelope;
 using sluice::test::mp_builder;
 
 namespace {
@@ -83,17 +84,6 @@ std::string render_guarded(const event& e, std::string_view node = {}) {
       break;
     }
   return std::string(buf.data(), end);
-}
-
-event envelope() {
-  event e;
-  e.id = "e1";
-  e.type = "play";
-  e.device_id = "d1";
-  e.ts = 1700000000000;
-  e.ingest_ts = 1700000000123;
-  e.offset = 42;
-  return e;
 }
 
 } // namespace

@@ -10,6 +10,7 @@
 #include <limits>
 
 using namespace sluice;
+using sluice::test::envelope;
 using sluice::test::mp_builder;
 
 namespace {
@@ -27,17 +28,6 @@ std::string parse_string_back(const std::string& json) {
   auto err = parser.parse(json).get_string().get(value);
   EXPECT_EQ(err, simdjson::SUCCESS) << json;
   return std::string(value);
-}
-
-event envelope() {
-  event e;
-  e.id = "e1";
-  e.type = "play";
-  e.device_id = "d1";
-  e.ts = 1700000000000;
-  e.ingest_ts = 1700000000123;
-  e.offset = 42;
-  return e;
 }
 
 std::string render(const event& e, std::string_view node = {}) {

@@ -13,6 +13,18 @@
 
 namespace sluice::test {
 
+/// An event with only its envelope set (id e1, type play, device d1, ts, ingest_ts, offset 42).
+inline event envelope() {
+  event e;
+  e.id = "e1";
+  e.type = "play";
+  e.device_id = "d1";
+  e.ts = 1700000000000;
+  e.ingest_ts = 1700000000123;
+  e.offset = 42;
+  return e;
+}
+
 /// A msgpack-c stream appending to a std::string.
 struct string_stream {
   std::string* out;
