@@ -42,16 +42,8 @@ public:
 
   /// The value of `key`, whose hash is `hash`; null when absent.
   T* find(std::string_view key, size_t hash) const noexcept {
-    if (size_ == 0)
-      return nullptr;
-    auto mask = entries_.size() - 1;
-    for (auto i = home(hash);; i = (i + 1) & mask) {
-      auto& e = entries_[i];
-      if (!e.value)
-        return nullptr;
-      if (e.hash == hash && KeyOf{}(*e.value) == key)
-        return e.value.get();
-    }
+    auto i = index_of(key, hash);
+    return i == npos ? nullptr : entries_[i].value.get();
   }
 
   /// Asks the CPU to load the entry a lookup of `hash` reads first (a hint; no effect on state).
@@ -72,18 +64,11 @@ public:
 
   /// Removes (and destroys) the value of `key`; false when absent.
   bool erase(std::string_view key, size_t hash) {
-    if (size_ == 0)
+    auto i = index_of(key, hash);
+    if (i == npos)
       return false;
-    auto mask = entries_.size() - 1;
-    for (auto i = home(hash);; i = (i + 1) & mask) {
-      auto& e = entries_[i];
-      if (!e.value)
-        return false;
-      if (e.hash == hash && KeyOf{}(*e.value) == key) {
-        erase_at(i);
-        return true;
-      }
-    }
+    erase_at(i);
+    return true;
   }
 
   /// Removes (and destroys) every value `pred(const T&)` is true for; returns how many. `pred`
@@ -128,6 +113,7 @@ public:
 
 private:
   static constexpr size_t min_capacity = 16;
+  static constexpr size_t npos = static_cast<size_t>(-1);
 
   struct entry {
     size_t hash = 0;
@@ -137,6 +123,21 @@ private:
   // The first entry a key of `hash` may be in: the hash's top bits.
   size_t home(size_t hash) const noexcept {
     return hash >> shift_;
+  }
+
+  // The entry holding `key` (whose hash is `hash`), or npos: probes from its home to the first
+  // free entry, comparing key bytes only when the full hashes are equal.
+  size_t index_of(std::string_view key, size_t hash) const noexcept {
+    if (size_ == 0)
+      return npos;
+    auto mask = entries_.size() - 1;
+    for (auto i = home(hash);; i = (i + 1) & mask) {
+      auto& e = entries_[i];
+      if (!e.value)
+        return npos;
+      if (e.hash == hash && KeyOf{}(*e.value) == key)
+        return i;
+    }
   }
 
   // Puts `value` in the first free entry from its home (there is one: at most half full).
