@@ -66,7 +66,7 @@ bool device_model::apply_one(const event& e) {
 
 std::string device_model::encode() const {
   msgpack::sbuffer buf{64 + 9 * recent_ids_.size() + last_type_.size()
-                       + 16 * applied_.entries().size()};
+                       + 16 * applied_.size()};
   msgpack::packer<msgpack::sbuffer> pk{buf};
   pk.pack_array(stored_fields);
   pk.pack(applied_);

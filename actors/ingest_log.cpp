@@ -148,8 +148,24 @@ void send_to(self_ptr self, size_t i, const caf::message& msg, size_t n, log_off
   dest->enqueue(self->ctrl(), caf::make_message_id(), msg, self->context());
 }
 
-caf::message dispatch_message(event_batch events, log_offset upto) {
-  return caf::make_message(dispatch_atom_v, committed_batch{std::move(events), upto});
+/// The placement key a shard slice partitions by (`slice::all` has none).
+placement_key placement_of(consumer_spec::slice kind) {
+  return kind == consumer_spec::slice::device ? placement_key::device : placement_key::profile;
+}
+
+/// `(dispatch_atom, committed_batch)` of `events` up to `upto`, carrying the placement hashes of
+/// every key some consumer slices by (computed here once for all the shards of that kind).
+caf::message dispatch_message(self_ptr self, event_batch events, log_offset upto) {
+  committed_batch b{std::move(events), upto};
+  bool hashed[3] = {}; // by `consumer_spec::slice`
+  for (auto& spec : self->state.deps.consumers) {
+    auto& done = hashed[static_cast<size_t>(spec.filter)];
+    if (spec.filter != consumer_spec::slice::all && !done) {
+      done = true;
+      add_key_hashes(b, placement_of(spec.filter));
+    }
+  }
+  return caf::make_message(dispatch_atom_v, std::move(b));
 }
 
 /// Whether lagging consumer `l` may be sent another catch-up chunk: while it has at most
@@ -172,15 +188,17 @@ ingest_log_state::chunk* chunk_at(self_ptr self, log_offset pos) {
   return found;
 }
 
-/// How many of `events` each of the `count` shards of `kind` keeps (`counts` is resized).
-void count_per_shard(const event_batch& events, consumer_spec::slice kind, size_t count,
+/// How many of the events of `b` (made by `dispatch_message`: it carries the hashes of `kind`)
+/// each of the `count` shards of `kind` keeps (`counts` is resized): counted from the hashes.
+void count_per_shard(const committed_batch& b, consumer_spec::slice kind, size_t count,
                      std::vector<size_t>& counts) {
   counts.assign(count, 0);
-  for (auto& e : events) {
-    auto key = consumer_spec::key(kind, e.device_id, e.profile_id);
-    if (!key.empty())
-      ++counts[shard_index(key, count)];
-  }
+  auto k = placement_of(kind);
+  std::vector<size_t> scratch; // stays empty: `b` carries them
+  auto& hashes = key_hashes(b, k, scratch);
+  for (size_t i = 0; i < b.events.size(); ++i)
+    if (!key_of(k, b.events[i]).empty())
+      ++counts[shard_of(hashes[i], count)];
 }
 
 /// Sends lagging consumer `i` the events of chunk `c` from `pos` on (its slice of them).
@@ -195,27 +213,40 @@ void send_chunk(self_ptr self, size_t i, ingest_log_state::chunk& c, log_offset 
     }
     auto& counts = c.shard_events[static_cast<size_t>(spec.filter)];
     if (counts.size() != spec.count)
-      count_per_shard(c.all.get_as<committed_batch>(1).events, spec.filter, spec.count, counts);
+      count_per_shard(c.all.get_as<committed_batch>(1), spec.filter, spec.count, counts);
     auto n = spec.index < counts.size() ? counts[spec.index] : 0;
     st.caught_up->inc(n);
     send_to(self, i, c.all, n, c.upto);
     return;
   }
-  // Inside the chunk (the consumer started mid-chunk): a message of its own.
-  event_batch mine;
-  for (auto& e : c.all.get_as<committed_batch>(1).events) {
+  // Inside the chunk (the consumer started mid-chunk): a message of its own, with the hashes of
+  // its slice taken along from the chunk's.
+  auto& all = c.all.get_as<committed_batch>(1);
+  committed_batch mine;
+  mine.upto = c.upto;
+  const std::vector<size_t>* hashes = nullptr;
+  std::vector<size_t>* my_hashes = nullptr;
+  std::vector<size_t> scratch; // stays empty: the chunk carries them
+  placement_key k = placement_key::device;
+  if (spec.filter != consumer_spec::slice::all) {
+    k = placement_of(spec.filter);
+    hashes = &key_hashes(all, k, scratch);
+    my_hashes = k == placement_key::device ? &mine.device_hashes : &mine.profile_hashes;
+  }
+  for (size_t j = 0; j < all.events.size(); ++j) {
+    auto& e = all.events[j];
     if (e.offset < pos)
       continue;
-    if (spec.filter != consumer_spec::slice::all) {
-      auto key = consumer_spec::key(spec.filter, e.device_id, e.profile_id);
-      if (key.empty() || shard_index(key, spec.count) != spec.index)
+    if (hashes != nullptr) {
+      if (key_of(k, e).empty() || shard_of((*hashes)[j], spec.count) != spec.index)
         continue;
+      my_hashes->push_back((*hashes)[j]);
     }
-    mine.push_back(e);
+    mine.events.push_back(e);
   }
-  auto n = mine.size();
+  auto n = mine.events.size();
   st.caught_up->inc(n);
-  send_to(self, i, dispatch_message(std::move(mine), c.upto), n, c.upto);
+  send_to(self, i, caf::make_message(dispatch_atom_v, std::move(mine)), n, c.upto);
 }
 
 void request_chunk(self_ptr self, log_offset from);
@@ -325,7 +356,7 @@ void request_chunk(self_ptr self, log_offset from) {
           c.from = from;
           c.upto = batch.upto;
           c.events = batch.events.size();
-          c.all = dispatch_message(std::move(batch.events), batch.upto);
+          c.all = dispatch_message(self, std::move(batch.events), batch.upto);
           auto at = std::find_if(st.chunks.begin(), st.chunks.end(),
                                  [&](const auto& x) { return x.from > from; });
           st.chunks.insert(at, std::move(c));
@@ -346,12 +377,13 @@ void dispatch(self_ptr self, event_batch events, log_offset upto) {
   if (!st.dispatching)
     return; // before `replay`: consumers catch up from LMDB when it starts
   // Every consumer gets the same message (CAF messages are copy-on-write and every consumer
-  // takes the batch by const reference); a shard picks its keys' events itself. Only how many
-  // events each shard keeps is counted here (once per shard kind), for the shards' windows.
+  // takes the batch by const reference); a shard picks its keys' events itself, by the hashes
+  // the message carries (each key hashed once here for all shards). Only how many events each
+  // shard keeps is counted here (once per shard kind), for the shards' windows.
   std::vector<size_t> shard_events[3];
   const auto n_all = events.size();
-  caf::message shared = dispatch_message(std::move(events), upto);
-  const auto& all = shared.get_as<committed_batch>(1).events;
+  caf::message shared = dispatch_message(self, std::move(events), upto);
+  const auto& all = shared.get_as<committed_batch>(1);
   for (size_t i = 0; i < st.links.size(); ++i) {
     auto& l = st.links[i];
     auto& spec = st.deps.consumers[i];

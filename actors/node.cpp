@@ -140,14 +140,14 @@ node_handles spawn_node(caf::actor_system& sys, persistence::environment& env,
   entity_kind devices;
   devices.name = "device";
   devices.space = state_space::devices;
-  devices.key_of = [](const event& e) -> std::string_view { return e.device_id; };
+  devices.key = placement_key::device;
   devices.make = [](std::string_view key, std::string_view stored) -> std::unique_ptr<entity> {
     return std::make_unique<device_entity>(key, stored);
   };
   entity_kind profiles;
   profiles.name = "profile";
   profiles.space = state_space::profiles;
-  profiles.key_of = [](const event& e) -> std::string_view { return e.profile_id; };
+  profiles.key = placement_key::profile;
   auto popts = opts.profiles;
   popts.late_events = &metrics.get_counter(
     "sluice_profile_late_events_total",

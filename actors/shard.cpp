@@ -41,10 +41,10 @@ void release_passivated_memory() {
 using self_ptr = shard_actor::stateful_pointer<shard_state>;
 using slot = shard_state::slot;
 
-// Finds the entity of `key` (whose `key_hash` is `hash`), restoring or making it. Returns nullptr
-// when `create` is false and the key has no stored state.
-slot* entity_for(self_ptr self, std::string_view key, size_t hash, bool create) {
-  auto& st = self->state;
+// Finds the entity of `key` (whose `key_hash` is `hash`), restoring or making it (active since
+// `now`). Returns nullptr when `create` is false and the key has no stored state.
+slot* entity_for(shard_state& st, std::string_view key, size_t hash, bool create,
+                 caf::actor_clock::time_point now) {
   if (auto* found = st.entities.find(key, hash))
     return found;
   auto s = std::make_unique<slot>();
@@ -57,7 +57,7 @@ slot* entity_for(self_ptr self, std::string_view key, size_t hash, bool create) 
     (stored ? st.restored : st.spawned)->inc();
     s->ent = st.deps.kind.make(s->key, stored ? *stored : std::string_view{});
   }
-  s->last_active = self->clock().now();
+  s->last_active = now;
   auto* result = st.entities.insert(hash, std::move(s));
   st.active->set(static_cast<int64_t>(st.entities.size()));
   return result;
@@ -143,6 +143,63 @@ void passivate_idle(self_ptr self) {
 
 } // namespace
 
+void apply_batch(shard_state& st, const committed_batch& batch, caf::actor_clock::time_point now,
+                 const cluster::view* view) {
+  auto tag = ++st.batches;
+  auto& events = batch.events;
+  auto k = st.deps.kind.key;
+  // The hashes of this kind's keys: the batch's (the ingest log computed them once for every
+  // shard), or computed here when it came without them.
+  const auto* hashes = &key_hashes(batch, k, st.hashes);
+  // 1. This shard's events, picked by their hashes (another shard's event is not touched); the
+  // table entries their lookups read and their keys' bytes are prefetched.
+  auto& mine = st.pending;
+  mine.clear();
+  const auto count = st.deps.count;
+  const auto index = st.deps.index;
+  const auto done_upto = st.deps.done_upto;
+  for (size_t i = 0; i < events.size(); ++i) {
+    auto hash = (*hashes)[i];
+    if (count > 1 && shard_of(hash, count) != index)
+      continue; // another shard's
+    auto& e = events[i];
+    if (e.offset <= done_upto)
+      continue;
+    auto key = key_of(k, e);
+    if (key.empty())
+      continue; // no key
+    if (view && !view->holds(key))
+      continue; // another node owns and replicates it
+    st.entities.prefetch(hash);
+    __builtin_prefetch(key.data());
+    mine.push_back({&e, key, hash, nullptr});
+  }
+  // 2. Their entities (made or restored on their key's first event), prefetched for 3.
+  for (auto& p : mine) {
+    p.target = entity_for(st, p.key, p.hash, true, now);
+    __builtin_prefetch(p.target->ent.get());
+  }
+  // 3. Events in offset order, each applied to its key's entity; the entities touched end their
+  // batch afterwards (once each).
+  for (auto& p : mine) {
+    auto& e = *p.ev;
+    auto* s = p.target;
+    if (s->batch != tag) {
+      s->batch = tag;
+      s->last_active = now;
+      st.touched.push_back(s);
+    }
+    if (s->ent->apply(e) && !s->dirty) {
+      ++s->version;
+      mark_dirty(st, *s);
+    }
+  }
+  mine.clear();
+  for (auto* s : st.touched)
+    s->ent->end_batch();
+  st.touched.clear();
+}
+
 shard_actor::behavior_type shard(self_ptr self, shard_deps deps) {
   auto& st = self->state;
   st.deps = std::move(deps);
@@ -165,56 +222,13 @@ shard_actor::behavior_type shard(self_ptr self, shard_deps deps) {
     [self](dispatch_atom, const committed_batch& batch) {
       auto& st = self->state;
       auto view = st.deps.views ? st.deps.views->get() : nullptr;
-      auto now = self->clock().now();
-      auto tag = ++st.batches;
-      // 1. This shard's events, each key hashed once (shard and table); the table entries their
-      // lookups read are prefetched.
-      auto& mine = st.pending;
-      mine.clear();
-      for (auto& e : batch.events) {
-        if (e.offset <= st.deps.done_upto)
-          continue;
-        auto key = st.deps.kind.key_of(e);
-        if (key.empty())
-          continue; // no key
-        auto hash = key_hash(key);
-        if (st.deps.count > 1 && shard_of(hash, st.deps.count) != st.deps.index)
-          continue; // another shard's
-        if (view && !view->holds(key))
-          continue; // another node owns and replicates it
-        st.entities.prefetch(hash);
-        mine.push_back({&e, key, hash, nullptr});
-      }
-      // 2. Their entities (made or restored on their key's first event), prefetched for 3.
-      for (auto& p : mine) {
-        p.target = entity_for(self, p.key, p.hash, true);
-        __builtin_prefetch(p.target->ent.get());
-      }
-      // 3. Events in offset order, each applied to its key's entity; the entities touched end
-      // their batch afterwards (once each).
-      for (auto& p : mine) {
-        auto& e = *p.ev;
-        auto* s = p.target;
-        if (s->batch != tag) {
-          s->batch = tag;
-          s->last_active = now;
-          st.touched.push_back(s);
-        }
-        if (s->ent->apply(e) && !s->dirty) {
-          ++s->version;
-          mark_dirty(st, *s);
-        }
-      }
-      mine.clear();
-      for (auto* s : st.touched)
-        s->ent->end_batch();
-      st.touched.clear();
+      apply_batch(st, batch, self->clock().now(), view.get());
       st.completed_upto = std::max(st.completed_upto, batch.upto);
       self->send(st.deps.log, processed_atom_v, batch.upto); // flow control: the log may send more
       try_finish_drains(self);
     },
     [self](query_atom, std::string& key, std::string& what, query_reply& reply) {
-      auto* s = entity_for(self, key, key_hash(key), false);
+      auto* s = entity_for(self->state, key, key_hash(key), false, self->clock().now());
       if (s == nullptr) {
         reply.fn(query_reply::status::not_found, {});
         return;

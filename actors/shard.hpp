@@ -4,6 +4,7 @@
 #include "actors/entity.hpp"
 #include "actors/entity_table.hpp"
 #include "actors/interfaces.hpp"
+#include "actors/placement.hpp"
 
 #include <caf/actor_clock.hpp>
 #include <caf/stateful_actor.hpp>
@@ -31,8 +32,9 @@ struct entity_kind {
   std::string name;
   /// Where the entities' state lives in LMDB.
   state_space space = state_space::devices;
-  /// The key of an event for this kind; empty means the event has none (skipped).
-  std::function<std::string_view(const event&)> key_of;
+  /// The key this kind is placed and found by (`key_of`: `device_id` or `profile_id`); an event
+  /// with an empty key is skipped. The same key the ingest log hashes for this kind's shards.
+  placement_key key = placement_key::device;
   /// Makes the entity of `key` from its stored state (empty when new).
   std::function<std::unique_ptr<entity>(std::string_view key, std::string_view stored)> make;
 };
@@ -71,10 +73,13 @@ struct shard_deps {
 /// next tick returns the freed heap to the OS (`release_free_heap`: glibc would keep it). An entity
 /// that throws stops its shard (nothing past the failing batch is checkpointed).
 ///
-/// Each event's key is hashed once (`key_hash`): the same hash picks the shard and finds the
-/// entity in `entities`. A batch is applied in three passes over the shard's events: filter and
-/// hash (prefetching the table entries), find or make the entities (prefetching them), apply; so
-/// the cache misses of the lookups overlap instead of stalling each event in turn.
+/// Each event's key is hashed once per batch, by the ingest log for every shard of its kind (the
+/// batch's `device_hashes` / `profile_hashes`; a batch without them is hashed here by the same
+/// helper, `compute_key_hashes`): the same hash picks the shard and finds the entity in
+/// `entities`. A batch is applied in three passes (`apply_batch`): pick this shard's events by
+/// their hashes alone (an event of another shard is never touched; the table entries of its own
+/// are prefetched), find or make their entities (prefetching them), apply; so the cache misses of
+/// the lookups overlap instead of stalling each event in turn.
 ///
 /// Concurrency: one actor; the entities live inside it (no message, no mailbox, no actor per key:
 /// the shards of a node run in parallel with each other). Limits: memory is bounded by active keys
@@ -116,6 +121,8 @@ struct shard_state {
   std::vector<slot*> touched;
   /// This shard's events of the batch being applied (scratch).
   std::vector<pending_event> pending;
+  /// The placement hashes of a batch that came without them (scratch).
+  std::vector<size_t> hashes;
   /// Batches applied (tags `slot::batch`).
   uint64_t batches = 0;
   log_offset completed_upto = 0;
@@ -129,5 +136,12 @@ struct shard_state {
 };
 
 shard_actor::behavior_type shard(shard_actor::stateful_pointer<shard_state> self, shard_deps deps);
+
+/// The shard's `dispatch` handler without the messages around it: applies this shard's events of
+/// `batch` to their entities (made or restored as needed, `now` being their last activity) and
+/// calls `end_batch` on each entity it touched. `view`: the cluster's, or null (every key). Needs
+/// `st.deps`, `st.active`, `st.spawned` and `st.restored` set (the benchmark calls it directly).
+void apply_batch(shard_state& st, const committed_batch& batch, caf::actor_clock::time_point now,
+                 const cluster::view* view);
 
 } // namespace sluice

@@ -17,19 +17,19 @@ auto find_source(Entries& xs, std::string_view source) {
 
 } // namespace
 
-bool source_offsets::admit(const event& e) {
+bool source_offsets::admit_remote(const event& e) {
   auto offset = offset_of(e);
   if (offset == 0)
     return true;
   auto source = source_of(e);
-  auto i = find_source(entries_, source);
-  if (i != entries_.end() && i->first == source) {
+  auto i = find_source(remote_, source);
+  if (i != remote_.end() && i->first == source) {
     if (offset <= i->second)
       return false;
     i->second = offset;
     return true;
   }
-  entries_.emplace(i, std::string{source}, offset);
+  remote_.emplace(i, std::string{source}, offset);
   return true;
 }
 
@@ -39,8 +39,19 @@ bool source_offsets::applied(const event& e) const noexcept {
 }
 
 log_offset source_offsets::upto(std::string_view source) const noexcept {
-  auto i = find_source(entries_, source);
-  return i != entries_.end() && i->first == source ? i->second : 0;
+  if (source.empty())
+    return local_;
+  auto i = find_source(remote_, source);
+  return i != remote_.end() && i->first == source ? i->second : 0;
+}
+
+std::vector<source_offsets::entry> source_offsets::entries() const {
+  std::vector<entry> out;
+  out.reserve(size());
+  if (local_ > 0)
+    out.emplace_back(std::string{}, local_);
+  out.insert(out.end(), remote_.begin(), remote_.end());
+  return out;
 }
 
 void source_offsets::msgpack_unpack(const msgpack::object& o) {
@@ -69,7 +80,12 @@ void source_offsets::msgpack_unpack(const msgpack::object& o) {
   } else {
     throw msgpack::type_error{};
   }
-  entries_ = std::move(xs);
+  local_ = 0;
+  if (!xs.empty() && xs.front().first.empty()) { // "" sorts first
+    local_ = xs.front().second;
+    xs.erase(xs.begin());
+  }
+  remote_ = std::move(xs);
 }
 
 } // namespace sluice

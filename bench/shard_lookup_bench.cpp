@@ -6,14 +6,33 @@
 // event and in two passes with prefetching. Between batches the caches are flushed by walking
 // 8 MB (not timed), as the gateway, codec and sinks do between the batches a shard receives.
 //
+// The whole-batch cases (`bm_shard_batch`) run one shard's `dispatch` handler logic
+// (`apply_batch`, actors/shard.cpp) over batches of 1,700 reference-job events (17 requests of
+// 100, as one group commit carries at ~500k events/s) with real device or profile entities
+// (shard 0 of 2, every key's entity already in memory): with the placement hashes the ingest log
+// computes (`with_hashes`) or without them (the shard hashes every event's key itself, as every
+// shard did before the log computed them once); `cold`: the caches flushed before each batch (as
+// above), else the batch and the entities stay cached from the previous rounds (the best case).
+// `bm_log_hashes` is the ingest log's share: both kinds' hashes of a batch, once for all shards.
+//
 //   build-x/bench/sluice_shard_lookup_bench [--benchmark_filter=...]
 
+#include "actors/device_entity.hpp"
 #include "actors/entity_table.hpp"
+#include "actors/metrics.hpp"
 #include "actors/placement.hpp"
+#include "actors/profile_entity.hpp"
+#include "actors/shard.hpp"
+#include "persistence/lmdb.hpp"
+#include "playback_attrs.hpp"
+
+#include <caf/actor_clock.hpp>
 
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
 
+#include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <random>
 #include <string>
@@ -152,9 +171,139 @@ void bm_entity_table_one_hash(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * batch_size));
 }
 
+constexpr size_t group_commit_events = 1700;
+constexpr uint64_t reference_pool = 10'000;
+
+/// Reference-job event `k` of wrk thread `tid` (../shared/bench/reference-job.lua) as the gateway
+/// decodes it: the envelope fields, and `title_id`, `position_ms` in the attrs.
+event reference_event(uint64_t k, unsigned tid) {
+  static const char* const types[] = {"play",      "pause",     "seek",      "stop",
+                                      "heartbeat", "heartbeat", "heartbeat", "heartbeat",
+                                      "bitrate_change", "heartbeat"};
+  event e;
+  e.id = fmt::format("{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}", k, tid, k % 4096, (k * 7) % 4096,
+                     k * uint64_t{2654435761} % uint64_t{281474976710656});
+  e.type = k % 20 == 0 ? "error" : types[k % 10];
+  e.device_id = fmt::format("dev-{:016x}", (k * 40503) % uint64_t{18446744073709});
+  e.profile_id = fmt::format("prof-{:010}", k % 9999991);
+  e.ts = static_cast<int64_t>(uint64_t{1732233600000} + k);
+  e.attrs = sluice::bench::playback_attrs(fmt::format("title-{:08}", k % 99991),
+                                          static_cast<int64_t>((k * 1337) % 7200000));
+  return e;
+}
+
+/// One shard (0 of 2) of `kind` over a scratch LMDB environment, holding the entity of every
+/// key of the reference pool that hashes to it.
+struct bench_shard {
+  std::filesystem::path dir;
+  std::unique_ptr<persistence::environment> env;
+  metrics_registry metrics;
+  shard_state st;
+  log_offset next_offset = 1;
+
+  explicit bench_shard(placement_key key) {
+    char tmpl[] = "/tmp/sluice-shard-bench-XXXXXX";
+    dir = ::mkdtemp(tmpl);
+    persistence::env_options opts;
+    opts.path = dir.string();
+    opts.mode = persistence::durability::none;
+    env = std::make_unique<persistence::environment>(opts);
+    st.deps.kind.key = key;
+    st.deps.kind.space = key == placement_key::device ? state_space::devices
+                                                      : state_space::profiles;
+    st.deps.kind.make = [key](std::string_view k,
+                              std::string_view stored) -> std::unique_ptr<entity> {
+      if (key == placement_key::device)
+        return std::make_unique<device_entity>(k, stored);
+      return std::make_unique<profile_entity>(k, stored, profile_options{});
+    };
+    st.deps.index = 0;
+    st.deps.count = shards;
+    st.deps.env = env.get();
+    st.active = &metrics.get_gauge("active", "");
+    st.spawned = &metrics.get_counter("spawned", "");
+    st.restored = &metrics.get_counter("restored", "");
+    // Every key of the pool once: the entities are made before anything is timed.
+    committed_batch warm;
+    for (uint64_t k = 0; k < reference_pool; ++k)
+      warm.events.push_back(reference_event(k, 0));
+    number(warm);
+    apply_batch(st, warm, caf::actor_clock::clock_type::now(), nullptr);
+  }
+
+  ~bench_shard() {
+    env.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+
+  void number(committed_batch& b) {
+    for (auto& e : b.events)
+      e.offset = next_offset++;
+    b.upto = next_offset - 1;
+  }
+};
+
+/// Batches of `group_commit_events` cycling through the pool, from both wrk threads.
+std::vector<committed_batch> reference_batches(size_t n) {
+  std::vector<committed_batch> out(n);
+  uint64_t k = 0;
+  for (auto& b : out)
+    for (size_t i = 0; i < group_commit_events; ++i, ++k)
+      b.events.push_back(reference_event(k % reference_pool, (k / 100) % 2));
+  return out;
+}
+
+template <placement_key key, bool with_hashes, bool cold>
+void bm_shard_batch(benchmark::State& state) {
+  bench_shard shard{key};
+  auto batches = reference_batches(12);
+  if (with_hashes)
+    for (auto& b : batches) {
+      add_key_hashes(b, placement_key::device);
+      add_key_hashes(b, placement_key::profile);
+    }
+  size_t n = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    auto& b = batches[n++ % batches.size()];
+    shard.number(b); // new offsets: applied, not skipped as already applied
+    if (cold)
+      flush_caches();
+    state.ResumeTiming();
+    apply_batch(shard.st, b, caf::actor_clock::clock_type::now(), nullptr);
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * group_commit_events));
+}
+
+/// The ingest log's share: both kinds' hashes of a batch (once, for every shard).
+void bm_log_hashes(benchmark::State& state) {
+  auto batches = reference_batches(12);
+  size_t n = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    auto& b = batches[n++ % batches.size()];
+    flush_caches();
+    state.ResumeTiming();
+    add_key_hashes(b, placement_key::device);
+    add_key_hashes(b, placement_key::profile);
+    benchmark::DoNotOptimize(b.profile_hashes.data());
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * group_commit_events));
+}
+
 BENCHMARK(bm_unordered_map_two_hashes);
 BENCHMARK_TEMPLATE(bm_entity_table_one_hash, false);
 BENCHMARK_TEMPLATE(bm_entity_table_one_hash, true);
+BENCHMARK_TEMPLATE(bm_shard_batch, placement_key::device, false, true);
+BENCHMARK_TEMPLATE(bm_shard_batch, placement_key::device, true, true);
+BENCHMARK_TEMPLATE(bm_shard_batch, placement_key::profile, false, true);
+BENCHMARK_TEMPLATE(bm_shard_batch, placement_key::profile, true, true);
+BENCHMARK_TEMPLATE(bm_shard_batch, placement_key::device, false, false);
+BENCHMARK_TEMPLATE(bm_shard_batch, placement_key::device, true, false);
+BENCHMARK_TEMPLATE(bm_shard_batch, placement_key::profile, false, false);
+BENCHMARK_TEMPLATE(bm_shard_batch, placement_key::profile, true, false);
+BENCHMARK(bm_log_hashes);
 
 } // namespace
 

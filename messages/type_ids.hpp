@@ -54,6 +54,14 @@ struct checkpoint {
 struct committed_batch {
   event_batch events;
   log_offset upto = 0;
+  /// The placement hash (`key_hash`, actors/placement.hpp) of each event's `device_id` and
+  /// `profile_id`, parallel to `events`: computed once by the ingest log for every shard of that
+  /// kind (which reads its events' hashes instead of hashing every key of the batch). Empty when
+  /// no consumer of the batch places by that key, or when the sender did not compute them (a
+  /// shard then computes them itself). Derived data, local only: not serialized (`inspect`), so a
+  /// batch read from elsewhere has none and its hashes are recomputed by this library's hash.
+  std::vector<size_t> device_hashes{};
+  std::vector<size_t> profile_hashes{};
 };
 
 /// An event that could not be delivered after acceptance, with the reason.
@@ -152,6 +160,7 @@ typename Inspector::result_type inspect(Inspector& f, checkpoint& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, committed_batch& x) {
+  // Not the hashes (derived, local only): a receiver recomputes them (see `committed_batch`).
   return f(caf::meta::type_name("committed_batch"), x.events, x.upto);
 }
 

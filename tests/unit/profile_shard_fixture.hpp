@@ -37,7 +37,7 @@ struct profile_shard_test : actor_test {
     entity_kind kind;
     kind.name = "profile";
     kind.space = state_space::profiles;
-    kind.key_of = [](const event& e) -> std::string_view { return e.profile_id; };
+    kind.key = placement_key::profile;
     kind.make = make_entity ? std::move(make_entity)
                             : [opts](std::string_view key,
                                      std::string_view stored) -> std::unique_ptr<entity> {
