@@ -31,7 +31,65 @@ std::string frame(const std::string& batch_id_json, std::initializer_list<std::s
   return out;
 }
 
+/// One client-to-server WebSocket frame as on the wire: masked (key 0, so the payload reads as
+/// is), `fin` set on a message's last frame; opcode 1 text, 2 binary, 0 continuation.
+std::string wire_frame(unsigned opcode, bool fin, const std::string& payload) {
+  std::string out;
+  out += static_cast<char>((fin ? 0x80 : 0x00) | opcode);
+  auto n = payload.size();
+  if (n < 126) {
+    out += static_cast<char>(0x80 | n);
+  } else if (n <= 0xffff) {
+    out += static_cast<char>(0x80 | 126);
+    out += static_cast<char>(n >> 8);
+    out += static_cast<char>(n & 0xff);
+  } else {
+    out += static_cast<char>(0x80 | 127);
+    for (int shift = 56; shift >= 0; shift -= 8)
+      out += static_cast<char>((n >> shift) & 0xff);
+  }
+  out += std::string(4, '\0'); // mask key
+  return out + payload;
+}
+
 } // namespace
+
+TEST(gateway_ws, many_messages_arriving_in_one_tcp_write_are_each_decoded_and_acked_in_order) {
+  gateway_fixture f;
+  f.ingest.auto_commit();
+  ws_client ws{f.port};
+  // 40 messages in one write: small ones, ones fragmented into frames of a few bytes, and one of
+  // ~300 KB (larger than the gateway's read chunk) in the middle, so frames straddle every read.
+  std::string wire;
+  std::vector<size_t> sizes;
+  for (int i = 0; i < 40; ++i) {
+    std::string ids_batch = "[";
+    size_t n = i == 20 ? 2500 : static_cast<size_t>(1 + i % 3);
+    for (size_t k = 0; k < n; ++k)
+      ids_batch += (k ? "," : "") + json_event("m" + std::to_string(i) + "-" + std::to_string(k));
+    ids_batch += "]";
+    auto msg = R"({"batch":)" + std::to_string(i) + R"(,"events":)" + ids_batch + "}";
+    sizes.push_back(n);
+    if (i % 4 == 1) {
+      for (size_t pos = 0; pos < msg.size(); pos += 7) {
+        bool last = pos + 7 >= msg.size();
+        wire += wire_frame(pos == 0 ? 1 : 0, last, msg.substr(pos, 7));
+      }
+    } else {
+      wire += wire_frame(1, true, msg);
+    }
+  }
+  net::write(beast::get_lowest_layer(ws.stream()).socket(), net::buffer(wire));
+  for (int i = 0; i < 40; ++i) {
+    auto ack = ws.read();
+    ASSERT_TRUE(ack) << "message " << i << ": " << ws.error().message();
+    EXPECT_EQ(*ack, R"({"ack":)" + std::to_string(i) + R"(,"accepted":)"
+                      + std::to_string(sizes[i]) + R"(,"rejected":[]})");
+  }
+  ASSERT_EQ(f.ingest.batch_count(), 40u);
+  EXPECT_EQ(f.ingest.events_of(20).size(), 2500u);
+  EXPECT_EQ(f.ingest.events_of(17).at(2).id, "m17-2") << "a message sent in 7-byte fragments";
+}
 
 TEST(gateway_ws, pipelined_frames_are_acked_in_frame_order_even_when_commits_complete_out_of_order) {
   gateway_fixture f;
