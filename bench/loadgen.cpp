@@ -635,6 +635,9 @@ private:
                                     if (ec)
                                       return self->fail("handshake", ec);
                                     self->ws_.binary(self->o_.m == mode::ws_msgpack);
+                                    // One frame per message, as browsers and most clients send
+                                    // them (Beast's client splits messages into 4 KiB frames).
+                                    self->ws_.auto_fragment(false);
                                     self->do_read();
                                     self->pump();
                                   });
