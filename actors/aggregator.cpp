@@ -210,7 +210,7 @@ aggregator_actor::behavior_type aggregator(self_ptr self, aggregator_deps deps) 
   st.pairs = &m.get_gauge("sluice_aggregate_cowatch_pairs", "Co-completion counts kept");
   restore(self);
   update_gauges(self);
-  self->delayed_send(self, st.deps.checkpoint_interval, tick_atom_v);
+  self->delayed_send(self, st.deps.checkpoint_interval + st.deps.checkpoint_phase, tick_atom_v);
   return {
     [self](dispatch_atom, const committed_batch& batch) {
       auto& st = self->state;

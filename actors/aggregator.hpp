@@ -35,6 +35,8 @@ struct aggregator_deps {
   aggregate_options options;
   /// Changed state and the offset are committed at least this often.
   caf::timespan checkpoint_interval = std::chrono::milliseconds{200};
+  /// Extra delay of the first checkpoint, as `shard_deps::checkpoint_phase`.
+  caf::timespan checkpoint_phase{0};
 };
 
 /// State of the aggregator: the one consumer of every committed event that keeps the live

@@ -121,6 +121,14 @@ node_handles spawn_node(caf::actor_system& sys, persistence::environment& env,
     h.sinks.push_back(spawn_io(sys, opts.detached_io, sink_runner, std::move(deps)));
   }
 
+  // Checkpoints of ten thousands of dirty entities are MBs each: their commits are spread over
+  // the interval (one phase per shard and the aggregator), not all in one group commit.
+  const size_t checkpointers = opts.device_shards + opts.profile_shards + 1;
+  size_t next_phase = 0;
+  auto checkpoint_phase = [&] {
+    return opts.checkpoint_interval * static_cast<int64_t>(next_phase++)
+           / static_cast<int64_t>(checkpointers);
+  };
   auto make_shards = [&](const entity_kind& kind, size_t n, std::vector<shard_actor>& out) {
     for (size_t i = 0; i < n; ++i) {
       shard_deps deps;
@@ -132,6 +140,7 @@ node_handles spawn_node(caf::actor_system& sys, persistence::environment& env,
       deps.metrics = &metrics;
       deps.idle_timeout = opts.idle_timeout;
       deps.checkpoint_interval = opts.checkpoint_interval;
+      deps.checkpoint_phase = checkpoint_phase();
       deps.done_upto = stored_offset(env, kind.name + "s." + std::to_string(i));
       deps.views = h.views;
       out.push_back(sys.spawn(shard, std::move(deps)));
@@ -178,6 +187,7 @@ node_handles spawn_node(caf::actor_system& sys, persistence::environment& env,
     deps.options = opts.aggregates;
     deps.options.completion_ratio = opts.profiles.completion_ratio;
     deps.checkpoint_interval = opts.checkpoint_interval;
+    deps.checkpoint_phase = checkpoint_phase();
     h.aggregates = deps.options;
     h.aggregator = sys.spawn(aggregator, std::move(deps));
   }

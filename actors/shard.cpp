@@ -217,7 +217,7 @@ shard_actor::behavior_type shard(self_ptr self, shard_deps deps) {
                               kind);
   st.failures = &m.get_counter("sluice_actor_failures_total",
                                "Shard checkpoints that failed (state stays uncommitted and is replayed)", kind);
-  self->delayed_send(self, st.deps.checkpoint_interval, tick_atom_v);
+  self->delayed_send(self, st.deps.checkpoint_interval + st.deps.checkpoint_phase, tick_atom_v);
   return {
     [self](dispatch_atom, const committed_batch& batch) {
       auto& st = self->state;

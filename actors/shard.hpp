@@ -54,6 +54,10 @@ struct shard_deps {
   caf::timespan idle_timeout = std::chrono::minutes{5};
   /// Dirty state and the shard's offset are committed at least this often.
   caf::timespan checkpoint_interval = std::chrono::milliseconds{200};
+  /// Extra delay of the first checkpoint (then one every interval): the node spreads its shards'
+  /// and the aggregator's checkpoints over the interval (`checkpoint_phase`), so that their
+  /// commits do not all land in one group commit and hold up the acks waiting in it.
+  caf::timespan checkpoint_phase{0};
   /// The shard's durable offset at start: committed events at or below it are skipped.
   log_offset done_upto = 0;
   /// Cluster: only keys this node owns or replicates are applied (null: every key).
