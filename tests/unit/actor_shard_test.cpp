@@ -56,6 +56,22 @@ TEST_F(shard_test, a_batch_is_applied_per_profile_and_the_state_is_queryable) {
     << answers[0].second;
 }
 
+TEST_F(shard_test, the_first_checkpoint_comes_one_interval_plus_the_shards_phase_after_the_start) {
+  checkpoint_phase = 60ms;
+  spawn_shard();
+  caf::anon_send(profiles, dispatch_atom_v,
+                 committed_batch{{playback(1, "p1", "pause", 1000, "t1", 42000)}, 1});
+  run();
+  auto stored_offset = [this] {
+    persistence::read_txn txn{*env_};
+    return txn.get(persistence::db::offsets, "profiles.0").has_value();
+  };
+  advance(100ms); // one interval: a shard without a phase would have checkpointed now
+  EXPECT_FALSE(stored_offset());
+  advance(60ms); // and its phase
+  EXPECT_TRUE(stored_offset());
+}
+
 TEST_F(shard_test, an_idle_profile_is_passivated_after_its_checkpoint_and_restored_on_query) {
   spawn_shard();
   caf::anon_send(profiles, dispatch_atom_v,

@@ -20,6 +20,8 @@ struct profile_shard_test : actor_test {
   shard_actor profiles;
   /// The `shard` label of the spawned shard's metrics.
   std::string shard_label = "0";
+  /// `shard_deps::checkpoint_phase` of the next spawned shard.
+  caf::timespan checkpoint_phase{0};
 
   /// Spawns the log and profile shard `index` of `count` (idle timeout 10 s, checkpoints every
   /// 100 ms) resuming after `done_upto`; `make_entity` is how the shard makes an entity (default:
@@ -52,6 +54,7 @@ struct profile_shard_test : actor_test {
     deps.metrics = &metrics_;
     deps.idle_timeout = 10s;
     deps.checkpoint_interval = 100ms;
+    deps.checkpoint_phase = checkpoint_phase;
     deps.done_upto = done_upto;
     shard_label = std::to_string(index);
     profiles = spawn(shard, std::move(deps));
