@@ -89,6 +89,10 @@ void update_gauges(self_ptr self) {
   st.stored_bytes->set(static_cast<int64_t>(stats.bytes));
   st.stored_records->set(static_cast<int64_t>(stats.records));
   st.next_offset->set(static_cast<int64_t>(stats.next_offset));
+  size_t waiting = 0;
+  for (auto& pc : st.pending_checkpoints)
+    waiting += pc.cp.entries.size() - pc.written;
+  st.checkpoint_entries_waiting->set(static_cast<int64_t>(waiting));
   // Bytes per stored event, to estimate each consumer's lag in bytes.
   auto stored_events = stats.next_offset - std::max<uint64_t>(stats.first_offset, 1);
   double per_event = stored_events > 0 ? double(stats.bytes) / double(stored_events) : 0.0;
@@ -404,16 +408,20 @@ void dispatch(self_ptr self, event_batch events, log_offset upto) {
   }
 }
 
-/// The lowest recorded consumer offset, counting the checkpoints of the commit being built (they
-/// land in the same transaction as the trim).
-log_offset lowest_consumer_offset(self_ptr self) {
+/// The lowest recorded consumer offset, counting the offsets of the first `landing` pending
+/// checkpoints (those of the commit being built: they land in the same transaction as the trim).
+log_offset lowest_consumer_offset(self_ptr self,
+                                  size_t landing = std::numeric_limits<size_t>::max()) {
   auto& st = self->state;
   log_offset lowest = std::numeric_limits<log_offset>::max();
+  landing = std::min(landing, st.pending_checkpoints.size());
   for (auto& spec : st.deps.consumers) {
     auto done = st.offsets[spec.name];
-    for (auto& [cp, rp] : st.pending_checkpoints)
+    for (size_t i = 0; i < landing; ++i) {
+      auto& cp = st.pending_checkpoints[i].cp;
       if (cp.consumer == spec.name)
         done = std::max(done, cp.done_upto);
+    }
     lowest = std::min(lowest, done);
   }
   return st.deps.consumers.empty() ? st.log->stats().next_offset - 1 : lowest;
@@ -432,20 +440,74 @@ void fail_pending(self_ptr self, const std::string& error) {
   auto& st = self->state;
   st.commit_failures->inc();
   fail_appends(self, error);
-  for (auto& [cp, rp] : st.pending_checkpoints)
-    rp.deliver(caf::make_error(caf::sec::runtime_error, error));
+  for (auto& pc : st.pending_checkpoints)
+    pc.rp.deliver(caf::make_error(caf::sec::runtime_error, error));
   st.pending_checkpoints.clear();
 }
 
-void run_commit(self_ptr self) {
+void schedule_commit(self_ptr self) {
+  // Whatever arrives before this message is processed joins the commit: natural group commit.
+  if (!self->state.commit_scheduled) {
+    self->state.commit_scheduled = true;
+    self->send(self, commit_atom_v);
+  }
+}
+
+/// Writes the pending checkpoints' entries into `txn`, in arrival order, at most `budget` of them
+/// (0: all): whole checkpoints, and of a divisible one as many as the budget leaves. An
+/// indivisible checkpoint that does not fit waits for the next commit, unless it comes first (it
+/// then lands alone, whatever its size). Sets `ends[i]` to the entries of checkpoint `i` written
+/// once this commits; returns how many checkpoints land (a prefix: their offsets are written).
+size_t write_checkpoints(self_ptr self, persistence::write_txn& txn, size_t budget,
+                         std::vector<size_t>& ends) {
+  auto& st = self->state;
+  ends.clear();
+  auto left = budget == 0 ? std::numeric_limits<size_t>::max() : budget;
+  size_t landing = 0;
+  for (auto& pc : st.pending_checkpoints) {
+    auto& cp = pc.cp;
+    auto rest = cp.entries.size() - pc.written;
+    auto take = rest;
+    if (rest > left) {
+      if (cp.divisible)
+        take = left;
+      else if (left < budget) // something went into this commit already
+        break;
+    }
+    auto db = db_of(cp.space);
+    for (size_t i = pc.written; i < pc.written + take; ++i) {
+      auto& [key, value] = cp.entries[i];
+      if (value.empty())
+        txn.del(db, key);
+      else
+        txn.put(db, key, value);
+    }
+    ends.push_back(pc.written + take);
+    left -= std::min(left, take);
+    if (take < rest)
+      break; // the budget ends inside this checkpoint: its offset lands with its last entries
+    if (!cp.consumer.empty())
+      txn.put(persistence::db::offsets, cp.consumer, persistence::encode_be64(cp.done_upto));
+    ++landing;
+  }
+  return landing;
+}
+
+/// One group commit of what is pending: every append, the checkpoint entries and trims its
+/// bounds allow (`bounded`; false: everything). Schedules the next commit while bounded work is
+/// left, so that work proceeds between (and within) the commits that carry appends.
+void run_commit(self_ptr self, bool bounded = true) {
   auto& st = self->state;
   st.commit_scheduled = false;
-  if (st.pending.empty() && st.pending_checkpoints.empty())
+  if (st.pending.empty() && st.pending_checkpoints.empty() && !st.trim_more)
     return;
   auto started = std::chrono::steady_clock::now();
   std::vector<std::pair<log_offset, log_offset>> ranges;
   uint64_t bytes = 0;
   size_t trimmed = 0;
+  std::vector<size_t> ends; // per checkpoint written into: its entries committed after this one
+  size_t landing = 0;       // checkpoints whose offset lands in this commit
+  bool trim_more = false;
   if (st.sessions) { // session ids go into the events before they are encoded, once per commit
     st.sessions->begin();
     try {
@@ -461,6 +523,7 @@ void run_commit(self_ptr self) {
   for (;;) {
     ranges.clear();
     trimmed = 0;
+    trim_more = false;
     bytes = 0;
     st.log->checkpoint();
     try {
@@ -479,21 +542,15 @@ void run_commit(self_ptr self) {
       }
       if (st.sessions && !st.pending.empty())
         st.sessions->write(txn); // session state lands with the events that moved it
-      for (auto& [cp, rp] : st.pending_checkpoints) {
-        auto db = db_of(cp.space);
-        for (auto& [key, value] : cp.entries) {
-          if (value.empty())
-            txn.del(db, key);
-          else
-            txn.put(db, key, value);
-        }
-        if (!cp.consumer.empty())
-          txn.put(persistence::db::offsets, cp.consumer, persistence::encode_be64(cp.done_upto));
-      }
+      landing = write_checkpoints(self, txn, bounded ? st.deps.checkpoint_entries_per_commit : 0,
+                                  ends);
       // Trim what every consumer is done with, in the same transaction.
-      auto lowest = lowest_consumer_offset(self);
+      auto lowest = lowest_consumer_offset(self, landing);
+      auto max_trim = bounded && st.deps.trim_records_per_commit > 0
+                        ? st.deps.trim_records_per_commit
+                        : std::numeric_limits<size_t>::max();
       if (!st.deps.consumers.empty() && lowest > 0)
-        trimmed = st.log->trim(txn, lowest + 1);
+        trimmed = st.log->trim(txn, lowest + 1, max_trim, &trim_more);
       txn.commit();
       st.trimmed->inc(trimmed);
       if (trimmed > 0)
@@ -546,28 +603,27 @@ void run_commit(self_ptr self) {
     }
     upto = last;
   }
-  for (auto& [cp, rp] : st.pending_checkpoints) {
-    if (!cp.consumer.empty())
-      st.offsets[cp.consumer] = std::max(st.offsets[cp.consumer], cp.done_upto);
-    rp.deliver(caf::ok_atom_v);
+  for (size_t i = 0; i < ends.size(); ++i)
+    st.pending_checkpoints[i].written = ends[i];
+  for (size_t i = 0; i < landing; ++i) {
+    auto& pc = st.pending_checkpoints.front();
+    if (!pc.cp.consumer.empty())
+      st.offsets[pc.cp.consumer] = std::max(st.offsets[pc.cp.consumer], pc.cp.done_upto);
+    pc.rp.deliver(caf::ok_atom_v);
+    st.pending_checkpoints.pop_front();
   }
+  st.trim_more = trim_more;
   if (!st.pending.empty())
     st.out_of_space = false;
   st.pending.clear();
   st.pending_events = 0;
-  st.pending_checkpoints.clear();
+  if (!st.pending_checkpoints.empty() || st.trim_more)
+    schedule_commit(self); // the rest of the checkpoints and trims, with whatever arrives by then
   update_gauges(self);
   if (!committed.empty())
     dispatch(self, std::move(committed), upto);
 }
 
-void schedule_commit(self_ptr self) {
-  // Whatever arrives before this message is processed joins the commit: natural group commit.
-  if (!self->state.commit_scheduled) {
-    self->state.commit_scheduled = true;
-    self->send(self, commit_atom_v);
-  }
-}
 
 } // namespace
 
@@ -623,6 +679,10 @@ ingest_log_actor::behavior_type ingest_log(self_ptr self, ingest_log_deps deps) 
   st.commit_latency = &m.get_histogram("sluice_commit_latency_seconds",
                                        "Duration of one group commit (LMDB write and fsync)",
                                        latency_buckets());
+  st.checkpoint_entries_waiting = &m.get_gauge(
+    "sluice_log_checkpoint_entries_waiting",
+    "Consumer state entries received in checkpoints and not yet committed (a large checkpoint "
+    "lands over several commits, storage.checkpoint-entries-per-commit at a time)");
   st.group_size = &m.get_histogram("sluice_commit_group_batches",
                                    "Client batches per group commit",
                                    {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024});
@@ -666,7 +726,7 @@ ingest_log_actor::behavior_type ingest_log(self_ptr self, ingest_log_deps deps) 
     },
     [self](commit_atom, checkpoint& cp) -> caf::result<caf::ok_atom> {
       auto rp = self->make_response_promise<caf::ok_atom>();
-      self->state.pending_checkpoints.emplace_back(std::move(cp), rp);
+      self->state.pending_checkpoints.push_back({std::move(cp), rp, 0});
       schedule_commit(self);
       return rp;
     },
@@ -705,7 +765,7 @@ ingest_log_actor::behavior_type ingest_log(self_ptr self, ingest_log_deps deps) 
       req.reply(std::move(res.error), res.invalid, res.version, res.effective_from);
     },
     [self](drain_atom) -> caf::result<caf::ok_atom> {
-      run_commit(self);
+      run_commit(self, false);
       auto rp = self->make_response_promise<caf::ok_atom>();
       auto& st = self->state;
       std::vector<consumer_actor> all;
@@ -713,7 +773,7 @@ ingest_log_actor::behavior_type ingest_log(self_ptr self, ingest_log_deps deps) 
         if (l.actor)
           all.push_back(l.actor);
       drain_all(self, all, [self, rp]() mutable {
-        run_commit(self); // anything the drains left pending
+        run_commit(self, false); // anything the drains left pending
         rp.deliver(caf::ok_atom_v);
       });
       return rp;

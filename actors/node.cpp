@@ -65,6 +65,8 @@ node_handles spawn_node(caf::actor_system& sys, persistence::environment& env,
   log_deps.catch_up_events = opts.catch_up_events;
   log_deps.max_log_bytes = opts.max_log_bytes;
   log_deps.max_pending_events = opts.max_pending_events;
+  log_deps.checkpoint_entries_per_commit = opts.checkpoint_entries_per_commit;
+  log_deps.trim_records_per_commit = opts.trim_records_per_commit;
   log_deps.gate = h.gate;
   log_deps.detached_reader = opts.detached_io;
   log_deps.sessions = opts.sessions;

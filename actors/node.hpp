@@ -60,6 +60,9 @@ struct node_options {
   size_t catch_up_events = 0;
   uint64_t max_log_bytes = 0;
   size_t max_pending_events = 262144;
+  /// Bounds of the background work in one group commit (see `ingest_log_deps`).
+  size_t checkpoint_entries_per_commit = 512;
+  size_t trim_records_per_commit = 64;
   /// `[cluster]`: off for a single node.
   cluster::cluster_options cluster;
   /// This node's gateway base URL, advertised to the cluster (status, console).

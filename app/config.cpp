@@ -77,7 +77,14 @@ node_config::node_config() {
          "gateway refuses batches with 503 and Retry-After, and /readyz names the lagging "
          "consumers; 0 disables the limit")
     .add(max_pending_events, "max-pending-events",
-         "events waiting for the next group commit before the gateway refuses more (503)");
+         "events waiting for the next group commit before the gateway refuses more (503)")
+    .add(checkpoint_entries_per_commit, "checkpoint-entries-per-commit",
+         "device and profile states one group commit writes at most; a larger checkpoint lands "
+         "over several commits, so the batches acked by a commit do not wait for thousands of "
+         "state writes; 0: no bound")
+    .add(trim_records_per_commit, "trim-records-per-commit",
+         "log records one group commit deletes at most once every consumer is done with them; "
+         "the rest go in the next commits; 0: no bound");
   opt_group{custom_options_, "actors"}
     .add(device_shards, "device-shards", "shards owning the devices (hash of device_id)")
     .add(profile_shards, "profile-shards", "shards owning the profiles (hash of profile_id)")
@@ -468,6 +475,8 @@ std::string node_config::finish() {
   node.catch_up_events = catch_up_events;
   node.max_log_bytes = max_log_bytes;
   node.max_pending_events = max_pending_events;
+  node.checkpoint_entries_per_commit = checkpoint_entries_per_commit;
+  node.trim_records_per_commit = trim_records_per_commit;
   node.profiles.completion_ratio = completion_ratio;
   node.profiles.max_titles = max_titles;
   auto ms = [](caf::timespan x) {

@@ -43,6 +43,8 @@ public:
   size_t max_map_bytes = size_t{64} << 30;
   size_t max_log_bytes = size_t{2} << 30;
   size_t max_pending_events = 262144;
+  size_t checkpoint_entries_per_commit = 512;
+  size_t trim_records_per_commit = 64;
   // [actors]
   size_t device_shards = 2;
   size_t profile_shards = 2;

@@ -47,6 +47,11 @@ struct checkpoint {
   std::string consumer;
   /// Highest log offset the consumer is durably done with (inclusive).
   log_offset done_upto = 0;
+  /// The entries may be committed over several transactions before the offset (which lands with
+  /// the last of them): each entry is safe to have durable alone, because it is a state that
+  /// records the offsets it applied, and replay skips events already applied. False: all entries
+  /// and the offset land in one transaction. Local only (not serialized).
+  bool divisible = false;
 };
 
 /// Committed events on their way to one consumer, in offset order. `upto` is the last offset of the

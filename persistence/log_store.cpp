@@ -232,17 +232,23 @@ void log_store::read(uint64_t from,
   }
 }
 
-size_t log_store::trim(write_txn& txn, uint64_t below) {
+size_t log_store::trim(write_txn& txn, uint64_t below, size_t max_records, bool* more) {
   detail::cursor cur{detail::live(txn.handle(), "log_store::trim"), env_.dbi(db::log), db::log};
   size_t removed = 0;
   uint64_t new_first = 0;
+  if (more != nullptr)
+    *more = false;
   std::optional<page_releaser> released; // the map is looked up once per trim that removes any
   MDB_val k;
   MDB_val v;
   while (cur.get(k, v, MDB_FIRST, "MDB_FIRST")) {
     auto rec = parse(k, v);
-    if (rec.first + rec.count > below) { // its last offset, first + count - 1, is >= below
-      new_first = rec.first;
+    new_first = rec.first;
+    if (rec.first + rec.count > below) // its last offset, first + count - 1, is >= below
+      break;
+    if (removed == max_records) { // the rest is for a later transaction
+      if (more != nullptr)
+        *more = true;
       break;
     }
     cur.del();
@@ -252,6 +258,7 @@ size_t log_store::trim(write_txn& txn, uint64_t below) {
     ++removed;
     --stats_.records;
     stats_.bytes -= rec.stored_bytes;
+    new_first = 0; // nothing left unless the next round finds a record
   }
   if (removed > 0) {
     stats_.first_offset = new_first;

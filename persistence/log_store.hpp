@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <string_view>
 
 namespace sluice::persistence {
@@ -49,8 +50,12 @@ public:
   /// does the same for the records it deletes.
   void read(uint64_t from,
             const std::function<bool(uint64_t, uint32_t, std::string_view)>& fn) const;
-  /// Deletes every record whose events all lie below `below`; returns records removed.
-  size_t trim(write_txn& txn, uint64_t below);
+  /// Deletes the records whose events all lie below `below`, oldest first and at most
+  /// `max_records` of them; returns records removed. `more`, when given, is set to whether
+  /// records below `below` remain because of `max_records` (a writer spreads a large trim over
+  /// several transactions: each deletion costs a B-tree update and frees pages).
+  size_t trim(write_txn& txn, uint64_t below,
+              size_t max_records = std::numeric_limits<size_t>::max(), bool* more = nullptr);
   const log_stats& stats() const noexcept {
     return stats_;
   }

@@ -4,6 +4,8 @@
 #include "actors/ingest_log.hpp"
 #include "persistence/log_store.hpp"
 
+#include <functional>
+
 using namespace sluice;
 using namespace sluice::testing;
 
@@ -17,6 +19,9 @@ struct ingest_log_test : actor_test {
   /// What the all-events consumers after the first got (one per extra name in `sinks`).
   std::vector<std::shared_ptr<captured>> others;
   std::shared_ptr<admission> gate = std::make_shared<admission>();
+  /// `ingest_log_deps` bounds of the next spawned log.
+  size_t checkpoint_entries_per_commit = 512;
+  size_t trim_records_per_commit = 64;
 
   /// A log with one all-events consumer per name in `sinks` (the first one is `router`), a device
   /// shard and a profile shard; dispatching starts at once unless `start` is false.
@@ -30,6 +35,8 @@ struct ingest_log_test : actor_test {
     deps.catch_up_events = catch_up;
     deps.max_log_bytes = max_log_bytes;
     deps.gate = gate;
+    deps.checkpoint_entries_per_commit = checkpoint_entries_per_commit;
+    deps.trim_records_per_commit = trim_records_per_commit;
     for (auto& name : sinks)
       deps.consumers.push_back({name, consumer_spec::slice::all, 0, 1});
     deps.consumers.push_back({"devices.0", consumer_spec::slice::device, 0, 1});
@@ -68,6 +75,19 @@ struct ingest_log_test : actor_test {
                   std::vector<ingest_outcome>& acks) {
     caf::anon_send(log, append_atom_v, request({make_event(id, "play", "d", "p", 1)}, acks));
     run();
+  }
+
+  /// Runs one message at a time until nothing is left, calling `fn(n)` after the log's commit
+  /// number `n` (counted from here), with its effects in LMDB.
+  void step_commits(const std::function<void(size_t)>& fn) {
+    auto commits = metrics_.value("sluice_log_commits_total");
+    size_t n = 0;
+    while (sched_.try_run_once()) {
+      if (metrics_.value("sluice_log_commits_total") == commits)
+        continue;
+      commits = metrics_.value("sluice_log_commits_total");
+      fn(++n);
+    }
   }
 
   ingest_request request(event_batch events, std::vector<ingest_outcome>& outcomes) {
@@ -138,6 +158,125 @@ TEST_F(ingest_log_test, a_checkpoint_records_the_consumer_offset_and_its_state_i
   EXPECT_EQ(*state, "state-bytes");
   ASSERT_TRUE(offset.has_value());
   EXPECT_EQ(persistence::decode_be64(*offset), 42u);
+}
+
+TEST_F(ingest_log_test, a_divisible_checkpoint_shares_commits_with_appends_a_slice_at_a_time) {
+  checkpoint_entries_per_commit = 4;
+  auto log = spawn_log();
+  checkpoint cp;
+  cp.space = state_space::devices;
+  for (int i = 0; i < 10; ++i)
+    cp.entries.emplace_back("d" + std::to_string(i), "state-" + std::to_string(i));
+  cp.consumer = "devices.0";
+  cp.done_upto = 7;
+  cp.divisible = true;
+  bool answered = false;
+  spawn([&answered, log, cp](caf::event_based_actor* self) {
+    self->request(log, caf::infinite, commit_atom_v, cp).then([&answered](caf::ok_atom) {
+      answered = true;
+    });
+  });
+  // A batch arriving with the checkpoint is acked by the first commit, which carries 4 states.
+  std::vector<double> acked_at;
+  ingest_request req;
+  req.events = {make_event("x", "play", "d", "p", 1)};
+  req.reply = [&acked_at, this](ingest_outcome o) {
+    EXPECT_TRUE(o.error.empty());
+    acked_at.push_back(metrics_.value("sluice_log_commits_total"));
+  };
+  caf::anon_send(log, append_atom_v, std::move(req));
+  std::vector<std::pair<size_t, bool>> per_commit; // states stored, offset stored
+  step_commits([&](size_t) {
+    persistence::read_txn txn{*env_};
+    size_t states = 0;
+    txn.scan(persistence::db::devices, "", [&](std::string_view, std::string_view) {
+      ++states;
+      return true;
+    });
+    per_commit.emplace_back(states, txn.get(persistence::db::offsets, "devices.0").has_value());
+  });
+  ASSERT_EQ(acked_at.size(), 1u);
+  EXPECT_EQ(acked_at[0], 1.0) << "the batch rode on the first commit, with the first 4 states";
+  EXPECT_EQ(per_commit, (std::vector<std::pair<size_t, bool>>{{4, false}, {8, false}, {10, true}}))
+    << "10 states at 4 per commit, the offset with the last of them";
+  EXPECT_TRUE(answered);
+  EXPECT_EQ(metrics_.value("sluice_log_checkpoint_entries_waiting"), 0.0);
+  persistence::read_txn txn{*env_};
+  for (int i = 0; i < 10; ++i)
+    EXPECT_EQ(txn.get(persistence::db::devices, "d" + std::to_string(i)).value_or(""),
+              "state-" + std::to_string(i));
+  auto offset = txn.get(persistence::db::offsets, "devices.0");
+  ASSERT_TRUE(offset.has_value());
+  EXPECT_EQ(persistence::decode_be64(*offset), 7u);
+}
+
+TEST_F(ingest_log_test, an_indivisible_checkpoint_lands_whole_in_one_commit_even_past_the_bound) {
+  checkpoint_entries_per_commit = 4;
+  auto log = spawn_log();
+  checkpoint small; // one entry, queued behind the large one
+  small.space = state_space::aggregates;
+  small.entries.emplace_back("z", "v");
+  small.consumer = "sink.a";
+  small.done_upto = 3;
+  checkpoint large;
+  large.space = state_space::aggregates;
+  for (int i = 0; i < 10; ++i)
+    large.entries.emplace_back("k" + std::to_string(i), "v");
+  large.consumer = "profiles.0";
+  large.done_upto = 5;
+  size_t answers = 0;
+  spawn([&answers, log, large, small](caf::event_based_actor* self) { // in this order
+    for (auto& cp : {large, small})
+      self->request(log, caf::infinite, commit_atom_v, cp).then([&answers](caf::ok_atom) {
+        ++answers;
+      });
+  });
+  std::vector<std::pair<size_t, bool>> per_commit; // aggregate keys stored, "z" among them
+  step_commits([&](size_t) {
+    persistence::read_txn txn{*env_};
+    size_t keys = 0;
+    txn.scan(persistence::db::aggregates, "", [&](std::string_view, std::string_view) {
+      ++keys;
+      return true;
+    });
+    per_commit.emplace_back(keys, txn.get(persistence::db::aggregates, "z").has_value());
+  });
+  EXPECT_EQ(per_commit, (std::vector<std::pair<size_t, bool>>{{10, false}, {11, true}}))
+    << "the large one came first and went whole; the bound was spent, so the next waited";
+  EXPECT_EQ(answers, 2u);
+}
+
+TEST_F(ingest_log_test, a_large_trim_is_spread_over_commits_and_finishes_without_new_batches) {
+  trim_records_per_commit = 2;
+  auto log = spawn_log();
+  std::vector<ingest_outcome> acks;
+  for (int i = 0; i < 5; ++i)
+    append_one(log, "t" + std::to_string(i), acks);
+  ASSERT_EQ(metrics_.value("sluice_log_stored_records"), 5.0);
+  for (auto name : {"sink.a", "devices.0", "profiles.0"}) {
+    checkpoint cp;
+    cp.consumer = name;
+    cp.done_upto = 5;
+    spawn([log, cp](caf::event_based_actor* self) {
+      self->request(log, caf::infinite, commit_atom_v, cp).then([](caf::ok_atom) {});
+    });
+  }
+  // Step through: each commit trims at most 2 records, and the log keeps committing (with no
+  // batch arriving) until all 5 are gone.
+  std::vector<double> trims;
+  double trimmed = 0;
+  step_commits([&](size_t) {
+    auto now = metrics_.value("sluice_log_trimmed_records_total");
+    if (now > trimmed)
+      trims.push_back(now - trimmed);
+    trimmed = now;
+  });
+  EXPECT_EQ(trims, (std::vector<double>{2, 2, 1}));
+  EXPECT_EQ(metrics_.value("sluice_log_stored_records"), 0.0);
+  persistence::log_store store{*env_};
+  store.open();
+  EXPECT_EQ(store.stats().records, 0u);
+  EXPECT_EQ(store.stats().next_offset, 6u);
 }
 
 TEST_F(ingest_log_test, replay_sends_each_consumer_the_events_above_its_own_offset) {

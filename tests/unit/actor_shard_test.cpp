@@ -144,6 +144,61 @@ TEST_F(shard_test, many_profiles_in_one_batch_are_checkpointed_once_each_then_pa
   EXPECT_EQ(labelled("sluice_actors_restored_total"), 1.0);
 }
 
+TEST_F(shard_test, a_checkpoint_larger_than_a_commit_lands_over_several_with_the_offset_after_every_state) {
+  checkpoint_entries_per_commit = 8;
+  spawn_shard();
+  event_batch batch;
+  for (log_offset i = 1; i <= 50; ++i)
+    batch.push_back(playback(i, "p" + std::to_string(100 + i), "pause", 1000, "t1", 42000));
+  caf::anon_send(profiles, dispatch_atom_v, committed_batch{batch, 50});
+  run();
+  auto stored = [this] {
+    persistence::read_txn txn{*env_};
+    std::vector<std::string> keys;
+    txn.scan(persistence::db::profiles, "", [&](std::string_view k, std::string_view) {
+      keys.emplace_back(k);
+      return true;
+    });
+    auto off = txn.get(persistence::db::offsets, "profiles.0");
+    return std::make_pair(keys, off ? persistence::decode_be64(*off) : log_offset{0});
+  };
+  // Step through the checkpoint one message at a time: after every commit at most 8 more states
+  // are stored, in key order, and the offset appears only once all 50 are.
+  sched_.advance_time(100ms);
+  size_t before = 0;
+  size_t commits = 0;
+  bool saw_part = false;
+  while (sched_.try_run_once()) {
+    auto now = metrics_.value("sluice_log_commits_total");
+    if (now == static_cast<double>(commits))
+      continue;
+    commits = static_cast<size_t>(now);
+    auto [keys, offset] = stored();
+    EXPECT_LE(keys.size(), before + 8) << "commit " << commits;
+    if (offset == 0) {
+      saw_part = saw_part || !keys.empty();
+    } else {
+      EXPECT_EQ(offset, 50u);
+      EXPECT_EQ(keys.size(), 50u) << "the offset landed before every state it covers";
+    }
+    if (!keys.empty()) { // sorted keys: the stored ones are the smallest of the fifty
+      EXPECT_EQ(keys.back(), "p" + std::to_string(100 + keys.size()));
+    }
+    before = keys.size();
+  }
+  EXPECT_TRUE(saw_part) << "the checkpoint landed in one commit";
+  EXPECT_EQ(commits, 7u) << "50 states, 8 per commit";
+  auto [keys, offset] = stored();
+  EXPECT_EQ(keys.size(), 50u);
+  EXPECT_EQ(offset, 50u);
+  // Once the offset is durable the shard may passivate them: every state is in LMDB.
+  advance(11s);
+  EXPECT_EQ(labelled("sluice_actors_passivated_total"), 50.0);
+  query("p137");
+  ASSERT_EQ(answers.size(), 1u);
+  EXPECT_TRUE(answers[0].first);
+}
+
 TEST_F(shard_test, an_entity_that_throws_stops_its_shard_without_checkpointing_past_it) {
   spawn_shard([](std::string_view, std::string_view) -> std::unique_ptr<entity> {
     return std::make_unique<failing_entity>();

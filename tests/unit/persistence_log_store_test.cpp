@@ -153,6 +153,40 @@ TEST(log_store, trim_removes_only_records_entirely_below_the_offset) {
   EXPECT_EQ(read_all(log, 0).size(), 1u);
 }
 
+TEST(log_store, a_bounded_trim_removes_the_oldest_records_and_says_whether_more_are_below) {
+  temp_dir dir;
+  environment env{options_for(dir)};
+  log_store log{env};
+  log.open();
+  append_committed(env, log, {10, 10, 10, 10}); // [1,10] [11,20] [21,30] [31,40]
+  bool more = false;
+  {
+    write_txn txn{env};
+    EXPECT_EQ(log.trim(txn, 31, 2, &more), 2u) << "three records are below 31, two may go";
+    EXPECT_TRUE(more) << "[21,30] is still below 31";
+    txn.commit();
+  }
+  EXPECT_EQ(log.stats().first_offset, 21u);
+  EXPECT_EQ(log.stats().records, 2u);
+  {
+    write_txn txn{env};
+    EXPECT_EQ(log.trim(txn, 31, 2, &more), 1u);
+    EXPECT_FALSE(more) << "[31,40] holds offsets at or above 31";
+    txn.commit();
+  }
+  EXPECT_EQ(log.stats().first_offset, 31u);
+  {
+    write_txn txn{env};
+    EXPECT_EQ(log.trim(txn, 1'000, 1, &more), 1u);
+    EXPECT_FALSE(more) << "the bound was reached by the last record there was";
+    txn.commit();
+  }
+  EXPECT_EQ(log.stats().records, 0u);
+  EXPECT_EQ(log.stats().first_offset, 0u);
+  EXPECT_EQ(log.stats().next_offset, 41u);
+  EXPECT_TRUE(read_all(log, 0).empty());
+}
+
 TEST(log_store, trim_of_everything_empties_the_log_but_keeps_offsets_increasing_after_reopen) {
   temp_dir dir;
   auto opts = options_for(dir);

@@ -22,6 +22,8 @@ struct profile_shard_test : actor_test {
   std::string shard_label = "0";
   /// `shard_deps::checkpoint_phase` of the next spawned shard.
   caf::timespan checkpoint_phase{0};
+  /// `ingest_log_deps::checkpoint_entries_per_commit` of the next spawned log.
+  size_t checkpoint_entries_per_commit = 512;
 
   /// Spawns the log and profile shard `index` of `count` (idle timeout 10 s, checkpoints every
   /// 100 ms) resuming after `done_upto`; `make_entity` is how the shard makes an entity (default:
@@ -33,6 +35,7 @@ struct profile_shard_test : actor_test {
     ingest_log_deps ldeps;
     ldeps.env = env_.get();
     ldeps.metrics = &metrics_;
+    ldeps.checkpoint_entries_per_commit = checkpoint_entries_per_commit;
     ldeps.consumers = {{"profiles." + std::to_string(index), consumer_spec::slice::profile, index,
                         count}};
     log = spawn(ingest_log, std::move(ldeps));
