@@ -200,7 +200,8 @@ void log_store::read(uint64_t from,
                      const std::function<bool(uint64_t, uint32_t, std::string_view)>& fn) const {
   read_txn txn{env_};
   detail::cursor cur{txn.handle(), env_.dbi(db::log), db::log};
-  page_releaser released{map_of(env_.handle())};
+  auto [map_begin, map_end] = mapped();
+  page_releaser released{{map_begin, map_end}};
   auto from_key = encode_be64(from);
   MDB_val k = to_val(from_key);
   MDB_val v;
@@ -232,6 +233,15 @@ void log_store::read(uint64_t from,
   }
 }
 
+std::pair<uintptr_t, uintptr_t> log_store::mapped() const {
+  std::lock_guard<std::mutex> guard{map_mutex_};
+  if (map_.second - map_.first != env_.map_bytes()) {
+    auto r = map_of(env_.handle());
+    map_ = {r.begin, r.end};
+  }
+  return map_;
+}
+
 size_t log_store::trim(write_txn& txn, uint64_t below, size_t max_records, bool* more) {
   detail::cursor cur{detail::live(txn.handle(), "log_store::trim"), env_.dbi(db::log), db::log};
   size_t removed = 0;
@@ -252,8 +262,10 @@ size_t log_store::trim(write_txn& txn, uint64_t below, size_t max_records, bool*
       break;
     }
     cur.del();
-    if (!released)
-      released.emplace(map_of(env_.handle()));
+    if (!released) {
+      auto [map_begin, map_end] = mapped();
+      released.emplace(map_range{map_begin, map_end});
+    }
     released->add(v); // reading its count mapped the record's first page
     ++removed;
     --stats_.records;

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <mutex>
+#include <utility>
 #include <string_view>
 
 namespace sluice::persistence {
@@ -69,9 +71,16 @@ public:
   }
 
 private:
+  /// Where the environment's data file is mapped: looked up in /proc/self/maps (LMDB does not tell)
+  /// once, and again only when the map size changed (`environment::grow` remaps the file). Trims
+  /// and catch-up reads release the pages of what they read through it. Thread-safe.
+  std::pair<uintptr_t, uintptr_t> mapped() const;
+
   environment& env_;
   log_stats stats_;
   log_stats saved_;
+  mutable std::mutex map_mutex_;
+  mutable std::pair<uintptr_t, uintptr_t> map_{0, 0};
 };
 
 } // namespace sluice::persistence

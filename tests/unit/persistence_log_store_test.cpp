@@ -417,3 +417,46 @@ TEST(log_store, records_larger_than_a_page_read_back_intact_and_leave_no_pages_m
   // of each record are released once the callback is done with them.
   EXPECT_LT(resident_kib_under(dir.sub("env")), 1024u);
 }
+
+TEST(log_store, pages_read_after_the_map_grew_are_released_from_the_new_mapping) {
+  temp_dir dir;
+  auto opts = options_for(dir);
+  opts.initial_map_bytes = size_t{4} << 20;
+  environment env{opts};
+  log_store log{env};
+  log.open();
+  std::string batch(20 * 1024, 'x');
+  auto append_batches = [&](int n) {
+    for (;;) {
+      log.checkpoint();
+      try {
+        write_txn txn{env};
+        for (int r = 0; r < n; ++r)
+          log.append(txn, 100, batch);
+        txn.commit();
+        return;
+      } catch (const lmdb_error& e) {
+        log.rollback();
+        ASSERT_TRUE(e.map_full()) << e.what();
+        ASSERT_TRUE(env.grow());
+      }
+    }
+  };
+  append_batches(50); // 1 MiB in a 4 MiB map
+  auto read_everything = [&] {
+    size_t seen = 0;
+    log.read(0, [&](uint64_t, uint32_t, std::string_view value) {
+      EXPECT_TRUE(value == batch);
+      ++seen;
+      return true;
+    });
+    return seen;
+  };
+  EXPECT_EQ(read_everything(), 50u); // the mapping is looked up at its first size
+  auto before = env.map_bytes();
+  append_batches(400); // 8 MiB more: the map grows and LMDB maps the file again
+  ASSERT_GT(env.map_bytes(), before);
+  EXPECT_EQ(read_everything(), 450u);
+  EXPECT_LT(resident_kib_under(dir.sub("env")), 1024u)
+    << "the pages of the grown map were not released: the old mapping's range was used";
+}
