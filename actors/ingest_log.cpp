@@ -152,11 +152,6 @@ void send_to(self_ptr self, size_t i, const caf::message& msg, size_t n, log_off
   dest->enqueue(self->ctrl(), caf::make_message_id(), msg, self->context());
 }
 
-/// The placement key a shard slice partitions by (`slice::all` has none).
-placement_key placement_of(consumer_spec::slice kind) {
-  return kind == consumer_spec::slice::device ? placement_key::device : placement_key::profile;
-}
-
 /// `(dispatch_atom, committed_batch)` of `events` up to `upto`, carrying the placement hashes of
 /// every key some consumer slices by (computed here once for all the shards of that kind).
 caf::message dispatch_message(self_ptr self, event_batch events, log_offset upto) {
@@ -166,7 +161,7 @@ caf::message dispatch_message(self_ptr self, event_batch events, log_offset upto
     auto& done = hashed[static_cast<size_t>(spec.filter)];
     if (spec.filter != consumer_spec::slice::all && !done) {
       done = true;
-      add_key_hashes(b, placement_of(spec.filter));
+      add_key_hashes(b, consumer_spec::placement(spec.filter));
     }
   }
   return caf::make_message(dispatch_atom_v, std::move(b));
@@ -197,7 +192,7 @@ ingest_log_state::chunk* chunk_at(self_ptr self, log_offset pos) {
 void count_per_shard(const committed_batch& b, consumer_spec::slice kind, size_t count,
                      std::vector<size_t>& counts) {
   counts.assign(count, 0);
-  auto k = placement_of(kind);
+  auto k = consumer_spec::placement(kind);
   std::vector<size_t> scratch; // stays empty: `b` carries them
   auto& hashes = key_hashes(b, k, scratch);
   for (size_t i = 0; i < b.events.size(); ++i)
@@ -233,7 +228,7 @@ void send_chunk(self_ptr self, size_t i, ingest_log_state::chunk& c, log_offset 
   std::vector<size_t> scratch; // stays empty: the chunk carries them
   placement_key k = placement_key::device;
   if (spec.filter != consumer_spec::slice::all) {
-    k = placement_of(spec.filter);
+    k = consumer_spec::placement(spec.filter);
     hashes = &key_hashes(all, k, scratch);
     my_hashes = k == placement_key::device ? &mine.device_hashes : &mine.profile_hashes;
   }

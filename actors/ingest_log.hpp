@@ -2,6 +2,7 @@
 
 #include "actors/admission.hpp"
 #include "actors/interfaces.hpp"
+#include "actors/placement.hpp"
 #include "persistence/log_store.hpp"
 #include "persistence/session_store.hpp"
 
@@ -43,10 +44,9 @@ struct consumer_spec {
   size_t index = 0;
   size_t count = 1;
 
-  /// The key a shard slice partitions by (`device_id` or `profile_id`); unused for `all`.
-  static std::string_view key(slice filter, std::string_view device_id,
-                              std::string_view profile_id) {
-    return filter == slice::device ? device_id : profile_id;
+  /// The key a shard slice partitions by (`slice::all` has none).
+  static placement_key placement(slice filter) noexcept {
+    return filter == slice::device ? placement_key::device : placement_key::profile;
   }
 };
 

@@ -39,8 +39,9 @@ log_reader(log_reader_actor::stateful_pointer<log_reader_state> self,
       uint64_t scanned = 0;
       log_filter keep;
       if (slice != consumer_spec::slice::all)
-        keep = [slice, index, count](std::string_view device, std::string_view profile) {
-          auto key = consumer_spec::key(slice, device, profile);
+        keep = [k = consumer_spec::placement(slice), index, count](std::string_view device,
+                                                                    std::string_view profile) {
+          auto key = key_of(k, device, profile);
           return !key.empty() && shard_index(key, count) == index;
         };
       // Counting first (record headers only) lets the answer be decoded in place into a vector

@@ -33,10 +33,15 @@ inline size_t shard_index(std::string_view key, size_t n) {
 /// `profile_id` (the ingest log's `consumer_spec::slice` names the same two).
 enum class placement_key : uint8_t { device, profile };
 
+/// The key that `k` places by, of an event with these ids; empty when the event has none.
+inline std::string_view key_of(placement_key k, std::string_view device_id,
+                               std::string_view profile_id) noexcept {
+  return k == placement_key::device ? device_id : profile_id;
+}
+
 /// The key of `e` that `k` places by; empty when the event has none.
 inline std::string_view key_of(placement_key k, const event& e) noexcept {
-  return k == placement_key::device ? std::string_view{e.device_id}
-                                    : std::string_view{e.profile_id};
+  return key_of(k, e.device_id, e.profile_id);
 }
 
 /// `key_hash` of the `k` key of every event of `events`, in order, into `out` (resized). The one
