@@ -61,7 +61,7 @@ struct ingest_log_deps {
   caf::timespan sync_interval = std::chrono::seconds{1};
   /// At most this many dispatched events may await a consumer's `processed` (bounds memory); a
   /// consumer further behind catches up from LMDB in shared chunks (`catch_up_events`).
-  size_t window_events = 32768;
+  size_t window_events = 131072;
   /// Log events per catch-up read; one read serves every lagging consumer at that position.
   /// 0: `default_catch_up_events`, but at most twice the window (a small window is a memory bound
   /// the operator chose; catch-up keeps up to `max_cached_chunks` chunks) and at least half of it.

@@ -55,7 +55,7 @@ struct node_options {
   /// Session ids assigned by the ingest log at append (`[sessions]`); off unless enabled.
   persistence::session_options sessions{false};
   /// Flow control and backpressure (see `ingest_log_state`).
-  size_t consumer_window_events = 32768;
+  size_t consumer_window_events = 131072;
   /// Events per shared catch-up read (0: the ingest log's default; see `ingest_log_deps`).
   size_t catch_up_events = 0;
   uint64_t max_log_bytes = 0;

@@ -50,7 +50,7 @@ public:
   size_t profile_shards = 2;
   caf::timespan idle_timeout = std::chrono::minutes{5};
   caf::timespan checkpoint_interval = std::chrono::milliseconds{500};
-  size_t consumer_window_events = 32768;
+  size_t consumer_window_events = 131072;
   size_t catch_up_events = 0;
   // [profiles]
   double completion_ratio = 0.95;
