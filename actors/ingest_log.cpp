@@ -449,14 +449,16 @@ void schedule_commit(self_ptr self) {
 }
 
 /// Writes the pending checkpoints' entries into `txn`, in arrival order, at most `budget` of them
-/// (0: all): whole checkpoints, and of a divisible one as many as the budget leaves. An
-/// indivisible checkpoint that does not fit waits for the next commit, unless it comes first (it
-/// then lands alone, whatever its size). Sets `ends[i]` to the entries of checkpoint `i` written
+/// (0: all; at least the first checkpoint's `slice`): whole checkpoints, and of a divisible one as
+/// many as the budget leaves. An indivisible checkpoint that does not fit waits for the next
+/// commit, unless it comes first (it then lands alone, whatever its size). Sets `ends[i]` to the entries of checkpoint `i` written
 /// once this commits; returns how many checkpoints land (a prefix: their offsets are written).
 size_t write_checkpoints(self_ptr self, persistence::write_txn& txn, size_t budget,
                          std::vector<size_t>& ends) {
   auto& st = self->state;
   ends.clear();
+  if (budget > 0 && !st.pending_checkpoints.empty())
+    budget = std::max(budget, st.pending_checkpoints.front().slice);
   auto left = budget == 0 ? std::numeric_limits<size_t>::max() : budget;
   size_t landing = 0;
   for (auto& pc : st.pending_checkpoints) {
@@ -721,7 +723,13 @@ ingest_log_actor::behavior_type ingest_log(self_ptr self, ingest_log_deps deps) 
     },
     [self](commit_atom, checkpoint& cp) -> caf::result<caf::ok_atom> {
       auto rp = self->make_response_promise<caf::ok_atom>();
-      self->state.pending_checkpoints.push_back({std::move(cp), rp, 0});
+      auto& st = self->state;
+      auto n = cp.entries.size();
+      auto per_commit = st.deps.checkpoint_max_commits > 0
+                          ? (n + st.deps.checkpoint_max_commits - 1) / st.deps.checkpoint_max_commits
+                          : n;
+      auto slice = std::max(st.deps.checkpoint_entries_per_commit, per_commit);
+      st.pending_checkpoints.push_back({std::move(cp), rp, 0, slice});
       schedule_commit(self);
       return rp;
     },

@@ -83,6 +83,12 @@ struct ingest_log_deps {
   /// Measured under the reference job at 400k events/s: a shard checkpoint of ~5,000 entries took
   /// 4-15 ms to put and sync, and every batch waiting for that commit waited as long.
   size_t checkpoint_entries_per_commit = 512;
+  /// ... but a checkpoint lands over at most this many commits: a larger one takes 1/n of its
+  /// entries per commit. The shards' state must be written as fast as it changes: with a million
+  /// new devices and profiles in a few seconds (`bench/run.sh --only memory`), checkpoints of
+  /// ~250,000 entries at 512 per commit fell behind, entities waited in memory for their commit
+  /// (passivation needs it), and RSS after passivation went from 238 to 591 MB.
+  size_t checkpoint_max_commits = 16;
   /// Log records one commit trims at most (0: no bound); the rest goes in the next commits.
   /// Trimming costs ~3-5 µs per record, and consumers' offsets advance in steps (at their
   /// checkpoints), so an unbounded trim deletes hundreds of records in one commit.
@@ -170,6 +176,9 @@ struct ingest_log_state {
     checkpoint cp;
     caf::typed_response_promise<caf::ok_atom> rp;
     size_t written = 0;
+    /// Entries per commit while it is the first waiting (`checkpoint_entries_per_commit`, or more
+    /// to land within `checkpoint_max_commits`).
+    size_t slice = 0;
   };
   /// Checkpoints in arrival order; those whose offset landed leave from the front.
   std::deque<pending_checkpoint> pending_checkpoints;

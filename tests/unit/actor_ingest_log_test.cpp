@@ -21,6 +21,7 @@ struct ingest_log_test : actor_test {
   std::shared_ptr<admission> gate = std::make_shared<admission>();
   /// `ingest_log_deps` bounds of the next spawned log.
   size_t checkpoint_entries_per_commit = 512;
+  size_t checkpoint_max_commits = 16;
   size_t trim_records_per_commit = 64;
 
   /// A log with one all-events consumer per name in `sinks` (the first one is `router`), a device
@@ -36,6 +37,7 @@ struct ingest_log_test : actor_test {
     deps.max_log_bytes = max_log_bytes;
     deps.gate = gate;
     deps.checkpoint_entries_per_commit = checkpoint_entries_per_commit;
+    deps.checkpoint_max_commits = checkpoint_max_commits;
     deps.trim_records_per_commit = trim_records_per_commit;
     for (auto& name : sinks)
       deps.consumers.push_back({name, consumer_spec::slice::all, 0, 1});
@@ -208,6 +210,34 @@ TEST_F(ingest_log_test, a_divisible_checkpoint_shares_commits_with_appends_a_sli
   auto offset = txn.get(persistence::db::offsets, "devices.0");
   ASSERT_TRUE(offset.has_value());
   EXPECT_EQ(persistence::decode_be64(*offset), 7u);
+}
+
+TEST_F(ingest_log_test, a_large_divisible_checkpoint_takes_bigger_slices_to_land_within_its_commit_limit) {
+  checkpoint_entries_per_commit = 4;
+  checkpoint_max_commits = 2;
+  auto log = spawn_log();
+  checkpoint cp;
+  cp.space = state_space::devices;
+  for (int i = 0; i < 10; ++i)
+    cp.entries.emplace_back("d" + std::to_string(i), "s");
+  cp.consumer = "devices.0";
+  cp.done_upto = 9;
+  cp.divisible = true;
+  spawn([log, cp](caf::event_based_actor* self) {
+    self->request(log, caf::infinite, commit_atom_v, cp).then([](caf::ok_atom) {});
+  });
+  std::vector<std::pair<size_t, bool>> per_commit; // states stored, offset stored
+  step_commits([&](size_t) {
+    persistence::read_txn txn{*env_};
+    size_t states = 0;
+    txn.scan(persistence::db::devices, "", [&](std::string_view, std::string_view) {
+      ++states;
+      return true;
+    });
+    per_commit.emplace_back(states, txn.get(persistence::db::offsets, "devices.0").has_value());
+  });
+  EXPECT_EQ(per_commit, (std::vector<std::pair<size_t, bool>>{{5, false}, {10, true}}))
+    << "10 states in at most 2 commits: 5 per commit, more than the 4 of the bound";
 }
 
 TEST_F(ingest_log_test, an_indivisible_checkpoint_lands_whole_in_one_commit_even_past_the_bound) {
