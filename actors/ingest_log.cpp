@@ -451,8 +451,9 @@ void schedule_commit(self_ptr self) {
 /// Writes the pending checkpoints' entries into `txn`, in arrival order, at most `budget` of them
 /// (0: all; at least the first checkpoint's `slice`): whole checkpoints, and of a divisible one as
 /// many as the budget leaves. An indivisible checkpoint that does not fit waits for the next
-/// commit, unless it comes first (it then lands alone, whatever its size). Sets `ends[i]` to the entries of checkpoint `i` written
-/// once this commits; returns how many checkpoints land (a prefix: their offsets are written).
+/// commit, unless it comes first (it then lands alone, whatever its size). Sets `ends[i]` to the
+/// entries of checkpoint `i` written once this commits; returns how many checkpoints land (a
+/// prefix of them: their offsets are written).
 size_t write_checkpoints(self_ptr self, persistence::write_txn& txn, size_t budget,
                          std::vector<size_t>& ends) {
   auto& st = self->state;
@@ -620,7 +621,6 @@ void run_commit(self_ptr self, bool bounded = true) {
   if (!committed.empty())
     dispatch(self, std::move(committed), upto);
 }
-
 
 } // namespace
 

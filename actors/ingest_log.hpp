@@ -114,6 +114,9 @@ struct ingest_log_deps {
 /// are gathered while a commit runs and committed together in the next one (natural group commit:
 /// one transaction, one fsync with durability = sync). After the commit each request's callback is
 /// answered in order, then the committed batch goes to every live consumer as one shared message.
+/// A commit writes at most `checkpoint_entries_per_commit` checkpoint entries (a divisible
+/// checkpoint lands in slices, its offset with the last one) and trims at most
+/// `trim_records_per_commit` records; while either is unfinished the log commits again at once.
 /// `drain` commits what is pending and waits until every consumer made its offset durable.
 ///
 /// Flow control: a consumer may have at most `window-events` dispatched events it has not

@@ -80,8 +80,8 @@ node_config::node_config() {
          "events waiting for the next group commit before the gateway refuses more (503)")
     .add(checkpoint_entries_per_commit, "checkpoint-entries-per-commit",
          "device and profile states one group commit writes at most; a larger checkpoint lands "
-         "over several commits, so the batches acked by a commit do not wait for thousands of "
-         "state writes; 0: no bound")
+         "over several commits (at most 16, in larger slices if need be), so the batches acked "
+         "by a commit do not wait for thousands of state writes; 0: no bound")
     .add(trim_records_per_commit, "trim-records-per-commit",
          "log records one group commit deletes at most once every consumer is done with them; "
          "the rest go in the next commits; 0: no bound");

@@ -6,8 +6,8 @@
 #include <functional>
 #include <limits>
 #include <mutex>
-#include <utility>
 #include <string_view>
+#include <utility>
 
 namespace sluice::persistence {
 
