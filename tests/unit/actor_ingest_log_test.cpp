@@ -92,6 +92,39 @@ struct ingest_log_test : actor_test {
     }
   }
 
+  /// A checkpoint of `consumer` up to `done_upto` with `n` entries `<prefix><i>` → `<value><i>`.
+  static checkpoint make_checkpoint(state_space space, int n, const std::string& prefix,
+                                    const std::string& value, const std::string& consumer,
+                                    log_offset done_upto, bool divisible) {
+    checkpoint cp;
+    cp.space = space;
+    for (int i = 0; i < n; ++i)
+      cp.entries.emplace_back(prefix + std::to_string(i), value + std::to_string(i));
+    cp.consumer = consumer;
+    cp.done_upto = done_upto;
+    cp.divisible = divisible;
+    return cp;
+  }
+
+  /// After each commit from here on (`step_commits`): how many keys `which` holds, and whether
+  /// it or `db::offsets` (`in_offsets`) holds `key`.
+  std::vector<std::pair<size_t, bool>> keys_after_each_commit(persistence::db which,
+                                                              const std::string& key,
+                                                              bool in_offsets) {
+    std::vector<std::pair<size_t, bool>> out;
+    step_commits([&](size_t) {
+      persistence::read_txn txn{*env_};
+      size_t keys = 0;
+      txn.scan(which, "", [&](std::string_view, std::string_view) {
+        ++keys;
+        return true;
+      });
+      out.emplace_back(keys,
+                       txn.get(in_offsets ? persistence::db::offsets : which, key).has_value());
+    });
+    return out;
+  }
+
   ingest_request request(event_batch events, std::vector<ingest_outcome>& outcomes) {
     ingest_request req;
     req.events = std::move(events);
@@ -165,13 +198,7 @@ TEST_F(ingest_log_test, a_checkpoint_records_the_consumer_offset_and_its_state_i
 TEST_F(ingest_log_test, a_divisible_checkpoint_shares_commits_with_appends_a_slice_at_a_time) {
   checkpoint_entries_per_commit = 4;
   auto log = spawn_log();
-  checkpoint cp;
-  cp.space = state_space::devices;
-  for (int i = 0; i < 10; ++i)
-    cp.entries.emplace_back("d" + std::to_string(i), "state-" + std::to_string(i));
-  cp.consumer = "devices.0";
-  cp.done_upto = 7;
-  cp.divisible = true;
+  auto cp = make_checkpoint(state_space::devices, 10, "d", "state-", "devices.0", 7, true);
   bool answered = false;
   spawn([&answered, log, cp](caf::event_based_actor* self) {
     self->request(log, caf::infinite, commit_atom_v, cp).then([&answered](caf::ok_atom) {
@@ -187,16 +214,8 @@ TEST_F(ingest_log_test, a_divisible_checkpoint_shares_commits_with_appends_a_sli
     acked_at.push_back(metrics_.value("sluice_log_commits_total"));
   };
   caf::anon_send(log, append_atom_v, std::move(req));
-  std::vector<std::pair<size_t, bool>> per_commit; // states stored, offset stored
-  step_commits([&](size_t) {
-    persistence::read_txn txn{*env_};
-    size_t states = 0;
-    txn.scan(persistence::db::devices, "", [&](std::string_view, std::string_view) {
-      ++states;
-      return true;
-    });
-    per_commit.emplace_back(states, txn.get(persistence::db::offsets, "devices.0").has_value());
-  });
+  // states stored, offset stored
+  auto per_commit = keys_after_each_commit(persistence::db::devices, "devices.0", true);
   ASSERT_EQ(acked_at.size(), 1u);
   EXPECT_EQ(acked_at[0], 1.0) << "the batch rode on the first commit, with the first 4 states";
   EXPECT_EQ(per_commit, (std::vector<std::pair<size_t, bool>>{{4, false}, {8, false}, {10, true}}))
@@ -216,26 +235,12 @@ TEST_F(ingest_log_test, a_large_divisible_checkpoint_takes_bigger_slices_to_land
   checkpoint_entries_per_commit = 4;
   checkpoint_max_commits = 2;
   auto log = spawn_log();
-  checkpoint cp;
-  cp.space = state_space::devices;
-  for (int i = 0; i < 10; ++i)
-    cp.entries.emplace_back("d" + std::to_string(i), "s");
-  cp.consumer = "devices.0";
-  cp.done_upto = 9;
-  cp.divisible = true;
+  auto cp = make_checkpoint(state_space::devices, 10, "d", "s", "devices.0", 9, true);
   spawn([log, cp](caf::event_based_actor* self) {
     self->request(log, caf::infinite, commit_atom_v, cp).then([](caf::ok_atom) {});
   });
-  std::vector<std::pair<size_t, bool>> per_commit; // states stored, offset stored
-  step_commits([&](size_t) {
-    persistence::read_txn txn{*env_};
-    size_t states = 0;
-    txn.scan(persistence::db::devices, "", [&](std::string_view, std::string_view) {
-      ++states;
-      return true;
-    });
-    per_commit.emplace_back(states, txn.get(persistence::db::offsets, "devices.0").has_value());
-  });
+  // states stored, offset stored
+  auto per_commit = keys_after_each_commit(persistence::db::devices, "devices.0", true);
   EXPECT_EQ(per_commit, (std::vector<std::pair<size_t, bool>>{{5, false}, {10, true}}))
     << "10 states in at most 2 commits: 5 per commit, more than the 4 of the bound";
 }
@@ -243,17 +248,9 @@ TEST_F(ingest_log_test, a_large_divisible_checkpoint_takes_bigger_slices_to_land
 TEST_F(ingest_log_test, an_indivisible_checkpoint_lands_whole_in_one_commit_even_past_the_bound) {
   checkpoint_entries_per_commit = 4;
   auto log = spawn_log();
-  checkpoint small; // one entry, queued behind the large one
-  small.space = state_space::aggregates;
-  small.entries.emplace_back("z", "v");
-  small.consumer = "sink.a";
-  small.done_upto = 3;
-  checkpoint large;
-  large.space = state_space::aggregates;
-  for (int i = 0; i < 10; ++i)
-    large.entries.emplace_back("k" + std::to_string(i), "v");
-  large.consumer = "profiles.0";
-  large.done_upto = 5;
+  // One entry ("z0"), queued behind the large one.
+  auto small = make_checkpoint(state_space::aggregates, 1, "z", "v", "sink.a", 3, false);
+  auto large = make_checkpoint(state_space::aggregates, 10, "k", "v", "profiles.0", 5, false);
   size_t answers = 0;
   spawn([&answers, log, large, small](caf::event_based_actor* self) { // in this order
     for (auto& cp : {large, small})
@@ -261,16 +258,8 @@ TEST_F(ingest_log_test, an_indivisible_checkpoint_lands_whole_in_one_commit_even
         ++answers;
       });
   });
-  std::vector<std::pair<size_t, bool>> per_commit; // aggregate keys stored, "z" among them
-  step_commits([&](size_t) {
-    persistence::read_txn txn{*env_};
-    size_t keys = 0;
-    txn.scan(persistence::db::aggregates, "", [&](std::string_view, std::string_view) {
-      ++keys;
-      return true;
-    });
-    per_commit.emplace_back(keys, txn.get(persistence::db::aggregates, "z").has_value());
-  });
+  // aggregate keys stored, "z0" among them
+  auto per_commit = keys_after_each_commit(persistence::db::aggregates, "z0", false);
   EXPECT_EQ(per_commit, (std::vector<std::pair<size_t, bool>>{{10, false}, {11, true}}))
     << "the large one came first and went whole; the bound was spent, so the next waited";
   EXPECT_EQ(answers, 2u);
