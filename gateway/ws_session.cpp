@@ -56,6 +56,59 @@ constexpr auto gate_poll_interval = std::chrono::milliseconds{20};
 /// connection's life: 64 KiB per open `/v1/stream` socket.
 constexpr size_t ws_read_chunk_bytes = 64 * 1024;
 
+/// What both WebSocket sessions share (CRTP): a shared pointer to the session itself, `guarded`
+/// handlers, and ending the connection once (`finish`: the session's `release` cancels its timers
+/// and closes its socket, then the session leaves the server's registry). `Derived` defines
+/// `release()` and makes this class a friend.
+template <class Derived>
+class ws_session_common : public session_base {
+protected:
+  explicit ws_session_common(server_state& st) : st_(st) {
+  }
+
+  std::shared_ptr<Derived> self_ptr() {
+    return std::static_pointer_cast<Derived>(shared_from_this());
+  }
+
+  void finish() {
+    auto self = self_ptr(); // alive until the end of this call, whoever dropped the last handler
+    if (closed_)
+      return;
+    closed_ = true;
+    static_cast<Derived&>(*this).release();
+    st_.remove(this);
+  }
+
+  /// Runs `fn`; any exception ends this connection instead of escaping the handler.
+  template <class Fn>
+  void guarded(Fn&& fn) noexcept {
+    try {
+      fn();
+    } catch (...) {
+      try {
+        finish();
+      } catch (...) {
+        // nop: the socket is gone
+      }
+    }
+  }
+
+  server_state& st_;
+  bool closed_ = false; // socket closed, session unregistered
+};
+
+/// Creates a session, registers it with the server (which refuses it while stopping) and runs it
+/// on the upgrade request.
+template <class Session, class... Args>
+void start_session(server_state& st, http::request<http::string_body> req, Args&&... args) {
+  auto s = std::make_shared<Session>(st, std::forward<Args>(args)...);
+  if (!st.add(s)) {
+    s->shutdown();
+    return;
+  }
+  s->run(std::move(req));
+}
+
 /// One WebSocket connection over `Stream` (`beast::tcp_stream`, or `tls_stream` for WSS).
 ///
 /// Lifecycle: accepts the upgrade, then reads messages (each one a batch) and answers each with
@@ -70,11 +123,19 @@ constexpr size_t ws_read_chunk_bytes = 64 * 1024;
 /// from other threads and only post. Reads go through a buffer of `ws_read_chunk_bytes` under the
 /// WebSocket layer (one `recvmsg` takes every frame the socket holds, up to that).
 template <class Stream>
-class ws_session final : public session_base {
+class ws_session final : public ws_session_common<ws_session<Stream>> {
+  using base = ws_session_common<ws_session<Stream>>;
+  friend base;
+  using base::closed_;
+  using base::finish;
+  using base::guarded;
+  using base::self_ptr;
+  using base::st_;
+
 public:
   ws_session(server_state& st, Stream&& stream, connection_token token,
              std::string principal)
-    : st_(st), ws_(std::move(stream)), gate_timer_(ws_.get_executor()), token_(std::move(token)),
+    : base(st), ws_(std::move(stream)), gate_timer_(ws_.get_executor()), token_(std::move(token)),
       principal_(std::move(principal)) {
     ws_.next_layer().capacity(ws_read_chunk_bytes);
   }
@@ -131,10 +192,6 @@ private:
     std::vector<rejection> rejected;
     std::string batch_id;
   };
-
-  std::shared_ptr<ws_session> self_ptr() {
-    return std::static_pointer_cast<ws_session>(shared_from_this());
-  }
 
   // -- reading ------------------------------------------------------------------------------------
 
@@ -331,32 +388,12 @@ private:
     });
   }
 
-  void finish() {
-    auto self = self_ptr();
-    if (closed_)
-      return;
-    closed_ = true;
+  void release() {
     slots_.clear();
     gate_timer_.cancel();
     close_socket(ws_);
-    st_.remove(this);
   }
 
-  /// Runs `fn`; any exception ends this connection instead of escaping the handler.
-  template <class Fn>
-  void guarded(Fn&& fn) noexcept {
-    try {
-      fn();
-    } catch (...) {
-      try {
-        finish();
-      } catch (...) {
-        // nop: the socket is gone
-      }
-    }
-  }
-
-  server_state& st_;
   websocket::stream<beast::buffered_read_stream<Stream, beast::flat_buffer>> ws_;
   /// Wakes a session that stopped reading because the log pushed back.
   net::steady_timer gate_timer_;
@@ -376,20 +413,7 @@ private:
   bool writing_ = false;
   bool closing_ = false;    // an oversized message was seen: no more reads
   bool close_sent_ = false; // async_close started
-  bool closed_ = false;     // socket closed, session unregistered
 };
-
-template <class Stream>
-void start_ws(server_state& st, Stream stream, http::request<http::string_body> req,
-              connection_token token, std::string principal) {
-  auto s = std::make_shared<ws_session<Stream>>(st, std::move(stream), std::move(token),
-                                                std::move(principal));
-  if (!st.add(s)) {
-    s->shutdown();
-    return;
-  }
-  s->run(std::move(req));
-}
 
 // -- /v1/admin/live ------------------------------------------------------------------------------
 
@@ -413,10 +437,18 @@ constexpr std::chrono::seconds live_idle_timeout{60};
 /// slow reader costs one frame of memory, not a queue. Concurrency: everything runs on the
 /// connection's io thread; `shutdown` posts. The snapshot function runs on the io thread.
 template <class Stream>
-class live_session final : public session_base {
+class live_session final : public ws_session_common<live_session<Stream>> {
+  using base = ws_session_common<live_session<Stream>>;
+  friend base;
+  using base::closed_;
+  using base::finish;
+  using base::guarded;
+  using base::self_ptr;
+  using base::st_;
+
 public:
   live_session(server_state& st, Stream&& stream, connection_token token)
-    : st_(st), ws_(std::move(stream)), timer_(ws_.get_executor()), token_(std::move(token)),
+    : base(st), ws_(std::move(stream)), timer_(ws_.get_executor()), token_(std::move(token)),
       interval_(std::chrono::milliseconds{std::max<uint32_t>(1, st.cfg.live_interval_ms)}) {
   }
 
@@ -454,10 +486,6 @@ public:
   }
 
 private:
-  std::shared_ptr<live_session> self_ptr() {
-    return std::static_pointer_cast<live_session>(shared_from_this());
-  }
-
   /// Sends a snapshot (unless the previous one is still being written) and arms the next tick.
   void tick() {
     if (closed_ || close_sent_)
@@ -517,31 +545,11 @@ private:
                     });
   }
 
-  void finish() {
-    auto self = self_ptr();
-    if (closed_)
-      return;
-    closed_ = true;
+  void release() {
     timer_.cancel();
     close_socket(ws_);
-    st_.remove(this);
   }
 
-  /// Runs `fn`; any exception ends this connection instead of escaping the handler.
-  template <class Fn>
-  void guarded(Fn&& fn) noexcept {
-    try {
-      fn();
-    } catch (...) {
-      try {
-        finish();
-      } catch (...) {
-        // nop: the socket is gone
-      }
-    }
-  }
-
-  server_state& st_;
   websocket::stream<Stream> ws_;
   net::steady_timer timer_;
   connection_token token_;
@@ -552,41 +560,33 @@ private:
   std::string frame_;
   bool writing_ = false;
   bool close_sent_ = false; // async_close started (snapshot failure)
-  bool closed_ = false;     // socket closed, session unregistered
 };
-
-template <class Stream>
-void start_live(server_state& st, Stream stream, http::request<http::string_body> req,
-                connection_token token) {
-  auto s = std::make_shared<live_session<Stream>>(st, std::move(stream), std::move(token));
-  if (!st.add(s)) {
-    s->shutdown();
-    return;
-  }
-  s->run(std::move(req));
-}
 
 } // namespace
 
 void start_ws_session(server_state& st, beast::tcp_stream stream,
                       http::request<http::string_body> req, connection_token token,
                       std::string principal) {
-  start_ws(st, std::move(stream), std::move(req), std::move(token), std::move(principal));
+  start_session<ws_session<decltype(stream)>>(st, std::move(req), std::move(stream),
+                                              std::move(token), std::move(principal));
 }
 
 void start_ws_session(server_state& st, tls_stream stream, http::request<http::string_body> req,
                       connection_token token, std::string principal) {
-  start_ws(st, std::move(stream), std::move(req), std::move(token), std::move(principal));
+  start_session<ws_session<decltype(stream)>>(st, std::move(req), std::move(stream),
+                                              std::move(token), std::move(principal));
 }
 
 void start_live_session(server_state& st, beast::tcp_stream stream,
                         http::request<http::string_body> req, connection_token token) {
-  start_live(st, std::move(stream), std::move(req), std::move(token));
+  start_session<live_session<decltype(stream)>>(st, std::move(req), std::move(stream),
+                                                std::move(token));
 }
 
 void start_live_session(server_state& st, tls_stream stream, http::request<http::string_body> req,
                         connection_token token) {
-  start_live(st, std::move(stream), std::move(req), std::move(token));
+  start_session<live_session<decltype(stream)>>(st, std::move(req), std::move(stream),
+                                                std::move(token));
 }
 
 } // namespace sluice::gateway::detail
