@@ -185,6 +185,26 @@ bool mp_reader::skip() noexcept {
   return true;
 }
 
+bool mp_reader::skip_elements(const mp_token& container) noexcept {
+  // Every element takes at least one byte, so a bogus huge count ends at the input's end.
+  uint64_t pending = 0;
+  if (container.type == mp_type::array)
+    pending = container.count;
+  else if (container.type == mp_type::map)
+    pending = uint64_t{2} * container.count;
+  mp_token t;
+  while (pending > 0) {
+    if (!next(t))
+      return false;
+    --pending;
+    if (t.type == mp_type::array)
+      pending += t.count;
+    else if (t.type == mp_type::map)
+      pending += uint64_t{2} * t.count;
+  }
+  return true;
+}
+
 void close_container(std::string& buf, size_t pos, bool is_map, uint32_t count) {
   std::array<char, container_placeholder_size> header;
   size_t header_size;

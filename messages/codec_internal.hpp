@@ -91,8 +91,106 @@ public:
     return next(t);
   }
 
+  /// `next_inline` with the other fixed-size tokens inline too: negative fixint, nil, booleans,
+  /// fixmap and fixarray headers, 8- to 64-bit integers and str8. For the JSON renderer, which
+  /// reads every token of the attributes (a uint32 value or a map header through `next` cost a
+  /// call each); anything else goes through `next`.
+  [[gnu::always_inline]] bool next_hot(mp_token& t) noexcept {
+    if (pos_ != end_) {
+      uint8_t tag = *pos_;
+      if (tag <= 0x7f) {
+        ++pos_;
+        t.type = mp_type::uint;
+        t.u = tag;
+        return true;
+      }
+      auto avail = static_cast<size_t>(end_ - pos_);
+      if ((tag & 0xe0) == 0xa0) {
+        size_t n = tag & 0x1f;
+        if (avail > n) {
+          t.type = mp_type::str;
+          t.bytes = std::string_view(reinterpret_cast<const char*>(pos_ + 1), n);
+          pos_ += 1 + n;
+          return true;
+        }
+        return next(t);
+      }
+      if ((tag & 0xe0) == 0x80) { // fixmap 0x80-0x8f, fixarray 0x90-0x9f
+        ++pos_;
+        t.type = (tag & 0x10) != 0 ? mp_type::array : mp_type::map;
+        t.count = tag & 0x0f;
+        return true;
+      }
+      if (tag >= 0xe0) {
+        ++pos_;
+        t.type = mp_type::sint;
+        t.i = static_cast<int8_t>(tag);
+        return true;
+      }
+      switch (tag) {
+        case 0xc0:
+          ++pos_;
+          t.type = mp_type::nil;
+          return true;
+        case 0xc2:
+        case 0xc3:
+          ++pos_;
+          t.type = mp_type::boolean;
+          t.b = tag == 0xc3;
+          return true;
+        case 0xcc:
+          if (avail > 1) {
+            t.type = mp_type::uint;
+            t.u = pos_[1];
+            pos_ += 2;
+            return true;
+          }
+          break;
+        case 0xcd:
+          if (avail > 2) {
+            ++pos_;
+            t.type = mp_type::uint;
+            t.u = load_be<uint16_t>();
+            return true;
+          }
+          break;
+        case 0xce:
+          if (avail > 4) {
+            ++pos_;
+            t.type = mp_type::uint;
+            t.u = load_be<uint32_t>();
+            return true;
+          }
+          break;
+        case 0xcf:
+          if (avail > 8) {
+            ++pos_;
+            t.type = mp_type::uint;
+            t.u = load_be<uint64_t>();
+            return true;
+          }
+          break;
+        case 0xd9:
+          if (avail > 1 && avail - 2 >= pos_[1]) {
+            t.type = mp_type::str;
+            t.bytes = std::string_view(reinterpret_cast<const char*>(pos_ + 2), pos_[1]);
+            pos_ += 2 + pos_[1];
+            return true;
+          }
+          break;
+        default:
+          break;
+      }
+    }
+    return next(t);
+  }
+
   /// Skips one complete value (containers included) without recursion.
   bool skip() noexcept;
+
+  /// Skips the elements of the container whose header `t` (just read) announced; nothing for
+  /// other tokens. With the header read first, this is `skip` of the whole container.
+  bool skip_elements(const mp_token& t) noexcept;
 
 private:
   bool fail_at(const uint8_t* where) noexcept {

@@ -7,8 +7,11 @@
 // by U+FFFD so that the output is always valid JSON.
 //
 // Cost: the renderer writes through a raw pointer into room reserved once per event
-// (`json_render_bound`), so no write checks capacity or zero-fills; strings are scanned 8 bytes at
-// a time for the next byte that needs escaping and copied in 8-byte blocks between those.
+// (`json_render_bound`), so no write checks capacity or zero-fills; strings up to 64 bytes are
+// first tried as plain (one check over all their 8-byte words, copied whole), others scanned 8
+// bytes at a time for the next byte that needs escaping and copied in 8-byte blocks between those;
+// integers below 10^16 are converted 8 digits at a time (`digit_bytes`); the attributes are read
+// once, each key by the reader itself, with every fixed-size token inline (`next_hot`).
 
 #include "messages/codec.hpp"
 #include "messages/codec_internal.hpp"
@@ -100,12 +103,6 @@ inline void put(char*& p, const char* data, size_t n) {
   p += n;
 }
 
-template <class Int>
-inline void put_int(char*& p, Int v) {
-  // 20 digits and a sign fit any 64-bit integer; the bound leaves room for them.
-  p = std::to_chars(p, p + 21, v).ptr;
-}
-
 void put_escaped_ascii(char*& p, unsigned char c) {
   switch (c) {
     case '"':
@@ -144,6 +141,66 @@ constexpr bool little_endian = false;
 
 constexpr uint64_t ones = 0x0101010101010101ULL;
 constexpr uint64_t highs = 0x8080808080808080ULL;
+
+/// The 8 decimal digits of `v` (< 10^8, leading zeros included) as their values 0-9, the first
+/// digit in the low byte: split into two 4-digit halves in 32-bit lanes, each into 2-digit pairs
+/// in 16-bit lanes, each into digits in bytes, by multiply-shift division (exact for these
+/// ranges: x * 10486 >> 20 is x / 100 for x < 10^4, x * 103 >> 10 is x / 10 for x < 100).
+/// The divisions of all lanes run at once, where `std::to_chars` divides by 100 in a chain of
+/// dependent steps; that chain was a fifth of the renderer's time (two 13-digit timestamps and
+/// the offset per event).
+[[gnu::always_inline]] inline uint64_t digit_bytes(uint32_t v) noexcept {
+  uint64_t x = (v / 10000) | (uint64_t{v % 10000} << 32);
+  uint64_t y = ((x * 10486) >> 20) & 0x0000007f0000007fULL;
+  x = y | ((x - y * 100) << 16);
+  y = ((x * 103) >> 10) & 0x000f000f000f000fULL;
+  return y | ((x - y * 10) << 8);
+}
+
+/// Writes `v` (< 10^8) in decimal without leading zeros; writes 8 bytes (the bound's margin).
+[[gnu::always_inline]] inline void put_small_uint(char*& p, uint32_t v) noexcept {
+  if (v < 10) {
+    *p++ = static_cast<char>('0' + v);
+    return;
+  }
+  uint64_t d = digit_bytes(v);
+  // Leading zero digits are zero bytes at the low end.
+  auto zeros = static_cast<unsigned>(__builtin_ctzll(d)) / 8;
+  uint64_t text = (d | (ones * '0')) >> (8 * zeros);
+  std::memcpy(p, &text, 8);
+  p += 8 - zeros;
+}
+
+[[gnu::always_inline]] inline void put_uint(char*& p, uint64_t v) noexcept {
+  constexpr uint64_t e8 = 100000000;
+  if constexpr (little_endian) {
+    if (v < e8) {
+      put_small_uint(p, static_cast<uint32_t>(v));
+      return;
+    }
+    if (v < e8 * e8) { // up to 16 digits: timestamps in ms (13), offsets
+      put_small_uint(p, static_cast<uint32_t>(v / e8));
+      uint64_t text = digit_bytes(static_cast<uint32_t>(v % e8)) | (ones * '0');
+      std::memcpy(p, &text, 8);
+      p += 8;
+      return;
+    }
+  }
+  p = std::to_chars(p, p + 21, v).ptr;
+}
+
+[[gnu::always_inline]] inline void put_int(char*& p, uint64_t v) noexcept {
+  put_uint(p, v);
+}
+
+[[gnu::always_inline]] inline void put_int(char*& p, int64_t v) noexcept {
+  if (v < 0) {
+    *p++ = '-';
+    put_uint(p, uint64_t{0} - static_cast<uint64_t>(v));
+  } else {
+    put_uint(p, static_cast<uint64_t>(v));
+  }
+}
 
 /// The high bit of each byte of `x` (8 string bytes, the first in the low byte) that needs more
 /// than a copy: below 0x20, `"`, `\`, and (with `high`) 0x80 and up. Exact for the lowest set
@@ -218,7 +275,7 @@ inline const char* copy_plain(char*& p, const char* s, const char* end, bool hig
   }
 }
 
-void put_json_string(char*& p, std::string_view str) {
+void put_escaped_string(char*& p, std::string_view str) {
   *p++ = '"';
   const char* s = str.data();
   const char* const end = s + str.size();
@@ -252,6 +309,65 @@ void put_json_string(char*& p, std::string_view str) {
     }
   }
   *p++ = '"';
+}
+
+/// Writes `str` quoted when none of its bytes needs escaping or a UTF-8 check (the common case:
+/// ids, keys, most values); returns false otherwise, having written scratch only past `p` (the
+/// caller then takes `put_escaped_string`). One load per 8 bytes, the last one overlapping the
+/// one before rather than a padded tail, and a single branch on all of them: for the short
+/// strings of an event this beats the block loop of `copy_plain`, whose per-block exit test and
+/// tail handling cost more than the copy.
+[[gnu::always_inline]] inline bool put_plain_string(char*& p, std::string_view str) noexcept {
+  if constexpr (!little_endian) {
+    return false;
+  } else {
+    const char* s = str.data();
+    size_t n = str.size();
+    char* q = p;
+    if (n < 8) {
+      if (n == 0) {
+        q[0] = '"';
+        q[1] = '"';
+        p = q + 2;
+        return true;
+      }
+      uint64_t x = load_tail(s, n) | ((ones * ' ') << (8 * n));
+      if (special_bytes(x, true) != 0)
+        return false;
+      q[0] = '"';
+      std::memcpy(q + 1, &x, 8);
+      q[1 + n] = '"';
+      p = q + n + 2;
+      return true;
+    }
+    uint64_t any = 0;
+    size_t k = 0;
+    for (; k + 8 < n; k += 8) {
+      uint64_t x;
+      std::memcpy(&x, s + k, 8);
+      std::memcpy(q + 1 + k, &x, 8);
+      any |= special_bytes(x, true);
+    }
+    uint64_t x;
+    std::memcpy(&x, s + n - 8, 8);
+    any |= special_bytes(x, true);
+    if (any != 0)
+      return false;
+    q[0] = '"';
+    std::memcpy(q + 1 + n - 8, &x, 8);
+    q[1 + n] = '"';
+    p = q + n + 2;
+    return true;
+  }
+}
+
+/// Strings up to this long try `put_plain_string` first; longer ones (where a late escape would
+/// waste a whole scan) go to `put_escaped_string`, whose block loop suits them.
+constexpr size_t max_plain_try = 64;
+
+[[gnu::always_inline]] inline void put_json_string(char*& p, std::string_view str) {
+  if (str.size() > max_plain_try || !put_plain_string(p, str))
+    put_escaped_string(p, str);
 }
 
 void put_base64(char*& p, std::string_view bytes) {
@@ -297,38 +413,6 @@ void put_floating(char*& p, Float value) {
 
 bool render_value(char*& p, mp_reader& r, size_t depth);
 
-// Renders one map key; returns false (after skipping it) when the key cannot be a JSON key.
-bool render_key(char*& p, mp_reader& r, bool& ok) {
-  mp_reader probe = r;
-  mp_token t;
-  if (!probe.next_inline(t)) {
-    ok = false;
-    return false;
-  }
-  switch (t.type) {
-    case mp_type::str:
-    case mp_type::bin:
-      r = probe;
-      put_json_string(p, t.bytes);
-      return true;
-    case mp_type::uint:
-      r = probe;
-      *p++ = '"';
-      put_int(p, t.u);
-      *p++ = '"';
-      return true;
-    case mp_type::sint:
-      r = probe;
-      *p++ = '"';
-      put_int(p, t.i);
-      *p++ = '"';
-      return true;
-    default:
-      ok = r.skip();
-      return false;
-  }
-}
-
 bool is_envelope_key(std::string_view k) {
   switch (k.size()) {
     case 2:
@@ -350,29 +434,47 @@ bool is_envelope_key(std::string_view k) {
 // when `first` is false. Entries with unusable keys are dropped, as are (with `skip_reserved`) the
 // keys `append_json` already wrote for the envelope. Returns false on corrupt bytes, with the
 // output cut back to before the entry that held them.
+//
+// Each key is read once, by the reader itself: a copy of the reader to peek at the key (and its
+// copy back) cost a store-forwarding stall per key, the largest single cost of the loop.
 bool render_entries(char*& p, mp_reader& r, uint32_t count, size_t depth, bool first,
                     bool skip_reserved) {
   for (uint32_t n = 0; n < count; ++n) {
     char* mark = p;
+    mp_token k;
+    if (!r.next_hot(k))
+      return false;
     if (!first)
       *p++ = ',';
-    if (skip_reserved) {
-      mp_reader probe = r;
-      mp_token t;
-      if (probe.next_inline(t) && t.type == mp_type::str && is_envelope_key(t.bytes)) {
+    switch (k.type) {
+      case mp_type::str:
+        if (skip_reserved && is_envelope_key(k.bytes)) {
+          p = mark;
+          if (!r.skip())
+            return false;
+          continue;
+        }
+        put_json_string(p, k.bytes);
+        break;
+      case mp_type::bin:
+        put_json_string(p, k.bytes);
+        break;
+      case mp_type::uint:
+        *p++ = '"';
+        put_int(p, k.u);
+        *p++ = '"';
+        break;
+      case mp_type::sint:
+        *p++ = '"';
+        put_int(p, k.i);
+        *p++ = '"';
+        break;
+      default:
+        // Not usable as a JSON key: the entry is dropped (key and value).
         p = mark;
-        r = probe;
-        if (!r.skip())
+        if (!r.skip_elements(k) || !r.skip())
           return false;
         continue;
-      }
-    }
-    bool ok = true;
-    if (!render_key(p, r, ok)) {
-      p = mark;
-      if (!ok || !r.skip())
-        return false;
-      continue;
     }
     *p++ = ':';
     if (!render_value(p, r, depth + 1)) {
@@ -390,7 +492,7 @@ bool render_value(char*& p, mp_reader& r, size_t depth) {
     put(p, "null");
     return r.skip();
   }
-  if (!r.next_inline(t))
+  if (!r.next_hot(t))
     return false;
   switch (t.type) {
     case mp_type::nil:
@@ -470,7 +572,7 @@ char* render_event(char* p, const event& e, std::string_view node) {
     // counts); corrupt attrs bytes end the attributes early, never the object.
     mp_reader r{e.attrs};
     mp_token header;
-    if (r.next(header) && header.type == mp_type::map)
+    if (r.next_hot(header) && header.type == mp_type::map)
       render_entries(p, r, header.count, 0, false, true);
   }
   *p++ = '}';

@@ -11,6 +11,7 @@
 #include <new>
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -165,18 +166,23 @@ namespace {
 /// here (300 MB: 0.87 s in 20 MB writes, 0.10 s in 256 KB writes).
 constexpr size_t buffered_chunk_bytes = 256 * 1024;
 
-/// Rendered bytes per O_DIRECT write. The device reads the buffer (DMA), so there is no cache
-/// argument; the size sets the number of writes per batch, each with its device notification
-/// (a VM exit on virtio), its pinning of the buffer's pages and a wait for the device. 2 MB holds
-/// a typical batch (~1.6 MB of NDJSON) in one write. Sink thread CPU per reference event with
-/// 5,000-event batches and fdatasync (bench/sink_bench.cpp `file_sink_append`, load 4-7, medians
-/// of 4-5 runs): 256 KB 266 ns, 512 KB 246-267 ns, 1 MB 255 ns, 2 MB 173-204 ns; buffered in
-/// 256 KB writes 257 ns. Smaller chunks keep the render buffer in L2 but pay more writes.
-constexpr size_t direct_chunk_bytes = 2048 * 1024;
+/// Size and alignment of a transparent huge page (x86-64, arm64 with 4 KB pages): render
+/// buffers of at least this size are made of whole ones (see `file_sink::reserve`).
+constexpr size_t huge_page_bytes = 2048 * 1024;
 
 /// Room in the render buffer beyond a write chunk and a kept partial block: lines whose bound
 /// (`json_render_bound`, several times their size) fits in it never grow the buffer.
 constexpr size_t line_room_bytes = 64 * 1024;
+
+/// Rendered bytes per O_DIRECT write. The device reads the buffer (DMA), so there is no cache
+/// argument; the size sets the number of writes per batch, each with its device notification
+/// (a VM exit on virtio), its pinning of the buffer's pages and a wait for the device. ~2 MB holds
+/// a typical batch (~1.6 MB of NDJSON) in one write. Sink thread CPU per reference event with
+/// 5,000-event batches and fdatasync (bench/sink_bench.cpp `file_sink_append`, load 4-7, medians
+/// of 4-5 runs): 256 KB 266 ns, 512 KB 246-267 ns, 1 MB 255 ns, 2 MB 173-204 ns; buffered in
+/// 256 KB writes 257 ns. Smaller chunks keep the render buffer in L2 but pay more writes. The
+/// chunk leaves room for a line and a block in one huge page, so the buffer is exactly one.
+constexpr size_t direct_chunk_bytes = huge_page_bytes - line_room_bytes - file_sink::block_bytes;
 
 
 constexpr size_t round_up(size_t n, size_t to) {
@@ -203,7 +209,17 @@ sink_status file_sink::write_refs(const event_refs& events, write_report& report
 
 void file_sink::reserve(size_t bytes, size_t used) {
   bytes = round_up(bytes, block_bytes);
-  auto* p = static_cast<char*>(std::aligned_alloc(block_bytes, bytes));
+  char* p = nullptr;
+  if (bytes >= huge_page_bytes) {
+    // Whole transparent huge pages: each O_DIRECT write pins its buffer's pages (get_user_pages,
+    // once per 4 KB page otherwise), and rendering walks the buffer with one TLB entry.
+    bytes = round_up(bytes, huge_page_bytes);
+    p = static_cast<char*>(std::aligned_alloc(huge_page_bytes, bytes));
+    if (p)
+      ::madvise(p, bytes, MADV_HUGEPAGE); // a hint: without THP the buffer works as it is
+  } else {
+    p = static_cast<char*>(std::aligned_alloc(block_bytes, bytes));
+  }
   if (!p)
     throw std::bad_alloc{};
   if (used > 0)

@@ -32,8 +32,10 @@ struct file_sink_config {
 /// Concurrency: driven by one sink runner, never concurrently (the metrics gauge is atomic).
 ///
 /// Cost: a batch is rendered into a reused 4 KB-aligned buffer (`render_json` into reserved room)
-/// that starts with the file's last partial block. Whenever it holds a chunk (2 MB with direct
-/// I/O, about one write per batch; 256 KB buffered; see file_sink.cpp) its whole blocks go to the
+/// that starts with the file's last partial block; with direct I/O the buffer is one transparent
+/// huge page (2 MB, `madvise`), so pinning it for a write takes one page, not 512. Whenever it
+/// holds a chunk (~1.9 MB with direct I/O, about one write per batch; 256 KB buffered; see
+/// file_sink.cpp) its whole blocks go to the
 /// file with one `pwrite` through the O_DIRECT descriptor (the device reads them from the buffer:
 /// no copy into the page cache, no writeback work in `fdatasync`) and the partial block's bytes
 /// move to the buffer's front. At the batch's end the last partial block goes through the
