@@ -36,7 +36,7 @@ bool is_playback(std::string_view type) {
   return type == "play" || type == "pause" || type == "stop" || type == "heartbeat";
 }
 
-/// The attributes a playback event is counted by, read in one pass (`find_attrs`).
+/// The attributes a playback event is counted by, read in one pass (`read_attrs`).
 const std::vector<std::string> playback_paths{"title_id", "position_ms"};
 
 template <class... Ts>
@@ -123,18 +123,21 @@ apply_outcome aggregate_model::apply(const event& e, const catalog& cat) {
     return apply_outcome::ignored;
   // A playback event as docs/profiles.md defines it: a string title_id and a number position_ms
   // (a float is truncated, a negative value counts as 0).
-  std::optional<attr_value> attrs[2];
-  find_attrs(e.attrs, playback_paths, attrs);
+  // Left uninitialized: read_attrs sets every slot.
+  alignas(attr_slot) unsigned char storage[2 * sizeof(attr_slot)];
+  auto* attrs = reinterpret_cast<attr_slot*>(storage);
+  read_attrs(e.attrs, playback_paths, attrs);
   auto& title_attr = attrs[0];
-  if (!title_attr || title_attr->type != attr_value::kind::string || title_attr->s.empty())
+  if (!title_attr.found || title_attr.value.type != attr_value::kind::string
+      || title_attr.value.s.empty())
     return apply_outcome::ignored;
-  auto& pos = attrs[1];
-  if (!pos || (pos->type != attr_value::kind::integer && pos->type != attr_value::kind::floating))
+  auto& pos = attrs[1].value;
+  if (!attrs[1].found
+      || (pos.type != attr_value::kind::integer && pos.type != attr_value::kind::floating))
     return apply_outcome::ignored;
-  int64_t position = pos->type == attr_value::kind::integer ? pos->i
-                                                            : static_cast<int64_t>(pos->d);
+  int64_t position = pos.type == attr_value::kind::integer ? pos.i : static_cast<int64_t>(pos.d);
   position = std::max<int64_t>(0, position);
-  auto* info = cat.find(title_attr->s);
+  auto* info = cat.find(title_attr.value.s);
   if (info == nullptr)
     return apply_outcome::unknown_title;
   if (!has_max_ || e.ts > max_ts_) {

@@ -34,20 +34,20 @@ int rank_of(std::string_view type) {
   return -1;
 }
 
-/// The attributes of a playback event, read in one pass (`find_attrs`).
+/// The attributes of a playback event, read in one pass (`read_attrs`).
 const std::vector<std::string> playback_paths{"title_id", "position_ms", "duration_ms"};
 
 bool is_playing(const playback_point& p) {
   return p.rank <= 1; // play or heartbeat
 }
 
-std::optional<int64_t> as_int(const std::optional<attr_value>& v) {
-  if (!v)
+std::optional<int64_t> as_int(const attr_slot& v) {
+  if (!v.found)
     return std::nullopt;
-  if (v->type == attr_value::kind::integer)
-    return v->i;
-  if (v->type == attr_value::kind::floating)
-    return static_cast<int64_t>(v->d);
+  if (v.value.type == attr_value::kind::integer)
+    return v.value.i;
+  if (v.value.type == attr_value::kind::floating)
+    return static_cast<int64_t>(v.value.d);
   return std::nullopt;
 }
 
@@ -129,18 +129,21 @@ bool profile_model::apply_one(const event& e) {
   auto rank = rank_of(e.type);
   if (rank < 0)
     return true;
-  std::optional<attr_value> attrs[3];
-  find_attrs(e.attrs, playback_paths, attrs);
+  // Left uninitialized: read_attrs sets every slot.
+  alignas(attr_slot) unsigned char storage[3 * sizeof(attr_slot)];
+  auto* attrs = reinterpret_cast<attr_slot*>(storage);
+  read_attrs(e.attrs, playback_paths, attrs);
   auto& title = attrs[0];
   auto position = as_int(attrs[1]);
-  if (!title || title->type != attr_value::kind::string || title->s.empty() || !position) {
+  if (!title.found || title.value.type != attr_value::kind::string || title.value.s.empty()
+      || !position) {
     if (opts_.invalid_playback != nullptr)
       opts_.invalid_playback->inc();
     return true;
   }
   auto duration = as_int(attrs[2]);
   playback_point p{e.ts, std::max<int64_t>(0, *position), static_cast<uint8_t>(rank)};
-  apply_playback(std::string{title->s}, p, duration ? *duration : 0);
+  apply_playback(std::string{title.value.s}, p, duration ? *duration : 0);
   return true;
 }
 

@@ -37,6 +37,25 @@ bool same(std::string_view a, std::string_view b) noexcept {
 }
 
 
+// Fills the slot of every path equal to `key` that has none yet with `value` (converted once, in
+// place: a converted value copied into the slot was read back while its bytes were still being
+// stored, a stall that showed in profiles).
+void fill(const std::vector<std::string>& paths, attr_slot* slots, std::string_view key,
+          const mp_token& value) noexcept {
+  const attr_slot* first = nullptr;
+  for (size_t i = 0; i < paths.size(); ++i) {
+    if (slots[i].found || !same(paths[i], key))
+      continue;
+    if (first != nullptr) {
+      slots[i].found = true;
+      slots[i].value = first->value;
+    } else {
+      new (&slots[i]) attr_slot{true, detail::to_attr_value(value, {})};
+      first = &slots[i];
+    }
+  }
+}
+
 // One lookup: the paths, their slots, and the dotted path of the current key (in a buffer as
 // long as the longest path: a longer key path matches nothing and leads nowhere).
 struct lookup {
@@ -46,14 +65,9 @@ struct lookup {
   size_t cap;
   std::string_view path;
 
-  // The value of the current key (`path`) is `v`: the first one found fills the slot.
-  void found(const attr_value& v) noexcept {
-    for (size_t i = 0; i < paths.size(); ++i) {
-      if (!slots[i].found && same(paths[i], path)) {
-        slots[i].found = true;
-        slots[i].value = v;
-      }
-    }
+  // The value of the current key (`path`) is `value`: the first one found fills the slot.
+  void found(const mp_token& value) noexcept {
+    fill(paths, slots, path, value);
   }
 
   // Whether some path continues below `path` (starts with `path.`).
@@ -108,7 +122,7 @@ struct lookup {
       mp_token value;
       if (!r.next(value))
         return false;
-      found(detail::to_attr_value(value, {}));
+      found(value);
       if (!container(value))
         continue;
       if (value.type == mp_type::map && depth < max_depth && below()) {
@@ -138,12 +152,7 @@ bool find_top_level(mp_reader& r, uint32_t count, const std::vector<std::string>
     mp_token value;
     if (!r.next(value))
       return false;
-    for (size_t i = 0; i < paths.size(); ++i) {
-      if (!slots[i].found && same(paths[i], key.bytes)) {
-        slots[i].found = true;
-        slots[i].value = detail::to_attr_value(value, {});
-      }
-    }
+    fill(paths, slots, key.bytes, value);
     if (lookup::container(value) && !lookup::skip_contents(r, value))
       return false;
   }
@@ -157,9 +166,11 @@ bool find_attrs(std::string_view attrs, const std::vector<std::string>& paths, a
     new (&slots[i]) attr_slot{};
   if (attrs.empty() || paths.empty())
     return true;
+  // Paths are a few short names: a byte loop, not a call to memchr per path.
   bool dotted = false;
   for (auto& p : paths)
-    dotted = dotted || p.find('.') != std::string::npos;
+    for (char c : p)
+      dotted = dotted || c == '.';
   if (!dotted) {
     mp_reader r{attrs};
     mp_token root;
@@ -190,6 +201,16 @@ bool find_attrs(std::string_view attrs, const std::vector<std::string>& paths, a
   return l.map(r, root.count, 1);
 }
 
+void read_attrs(std::string_view attrs, const std::vector<std::string>& paths, attr_slot* slots) {
+  if (find_attrs(attrs, paths, slots))
+    return;
+  for (size_t i = 0; i < paths.size(); ++i) {
+    auto v = find_attr(attrs, paths[i]);
+    slots[i].found = v.has_value();
+    slots[i].value = v ? *v : attr_value{};
+  }
+}
+
 void find_attrs(std::string_view attrs, const std::vector<std::string>& paths,
                 std::optional<attr_value>* out) {
   // Left uninitialized here (find_attrs constructs the slots it uses): zeroing a few hundred
@@ -202,13 +223,9 @@ void find_attrs(std::string_view attrs, const std::vector<std::string>& paths,
     heap_slots.resize(paths.size());
     slots = heap_slots.data();
   }
-  if (find_attrs(attrs, paths, slots)) {
-    for (size_t i = 0; i < paths.size(); ++i)
-      out[i] = slots[i].found ? std::optional<attr_value>{slots[i].value} : std::nullopt;
-    return;
-  }
+  read_attrs(attrs, paths, slots);
   for (size_t i = 0; i < paths.size(); ++i)
-    out[i] = find_attr(attrs, paths[i]);
+    out[i] = slots[i].found ? std::optional<attr_value>{slots[i].value} : std::nullopt;
 }
 
 } // namespace sluice

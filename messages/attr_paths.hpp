@@ -27,7 +27,16 @@ struct attr_slot {
 /// When no path has a dot only the root's keys are compared (nested maps are skipped whole).
 bool find_attrs(std::string_view attrs, const std::vector<std::string>& paths, attr_slot* slots);
 
-/// What `find_attr` answers for each path of `paths`, into `out[0, paths.size())`: read in one
+/// What `find_attr` answers for each path of `paths`, into `slots[0, paths.size())` (`found`
+/// false where it answers nullopt): read in one pass over `attrs` (`find_attrs`) instead of one
+/// scan per path, falling back to one `find_attr` per path when `attrs` is not well-formed msgpack
+/// (which may still hold some of them before the damage). Containers come back as `other` with an
+/// empty `s` when read in one pass. `slots` need not be initialized (every one is set); for hot
+/// callers: no `std::optional` to zero and copy per path.
+void read_attrs(std::string_view attrs, const std::vector<std::string>& paths, attr_slot* slots);
+
+/// `read_attrs` into optionals: what `find_attr` answers for each path of `paths`, into
+/// `out[0, paths.size())`: read in one
 /// pass over `attrs` (`find_attrs`) instead of one scan per path, falling back to one `find_attr`
 /// per path when `attrs` is not well-formed msgpack (which may still hold some of them before the
 /// damage). Containers come back as `other` with an empty `s` when read in one pass.
