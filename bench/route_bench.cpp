@@ -15,7 +15,7 @@
 #include "actors/route_table.hpp"
 #include "actors/sinks/file/file_sink.hpp"
 #include "messages/codec.hpp"
-#include "reference_event.hpp"
+#include "reference_batch.hpp"
 
 #include <benchmark/benchmark.h>
 
@@ -229,17 +229,7 @@ BENCHMARK(pii_prefilter_only);
 // The file benchmarks write to a temporary file (fsync off: the CPU, not the disk) and measure
 // thread CPU time, which includes the kernel's copy into the page cache.
 
-const char* reference_routes_ini = R"(
-[routes.errors]
-when = "type == \"error\""
-sinks = ["errors"]
-mask = ["card"]
-pii = "off"
-[routes._unmatched]
-sinks = ["events"]
-mask = ["card"]
-pii = "off"
-)";
+const char* const reference_routes_ini = sluice::bench::reference_routes;
 
 std::string reference_event_json(uint64_t k) {
   std::string out;

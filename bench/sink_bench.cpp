@@ -11,7 +11,7 @@
 // writes its files under $SLUICE_BENCH_DIR (default /tmp; not a tmpfs, or there is no disk).
 
 #include "actors/sinks/file/file_sink.hpp"
-#include "bench/reference_event.hpp"
+#include "bench/reference_batch.hpp"
 #include "messages/codec.hpp"
 
 #include <benchmark/benchmark.h>
@@ -28,23 +28,8 @@
 namespace {
 
 using namespace sluice;
+using bench::reference_events;
 
-/// Reference events `first..first+n-1` as the log hands them to the sinks (offsets set).
-event_batch reference_events(uint64_t first, size_t n) {
-  std::string body = "[";
-  for (size_t k = 0; k < n; ++k) {
-    if (k > 0)
-      body += ',';
-    bench::append_reference_event(body, first + k);
-  }
-  body += ']';
-  auto decoded = decode_json(body, 1732233600123);
-  if (!decoded.error.empty() || decoded.events.size() != n)
-    throw std::runtime_error("reference events did not decode: " + decoded.error);
-  for (size_t k = 0; k < n; ++k)
-    decoded.events[k].offset = 1000000 + first + k;
-  return std::move(decoded.events);
-}
 
 void render_ndjson(benchmark::State& state) {
   auto events = reference_events(0, 1000);

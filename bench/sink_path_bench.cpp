@@ -15,7 +15,7 @@
 #include "actors/route_actions.hpp"
 #include "actors/route_table.hpp"
 #include "actors/sinks/file/file_sink.hpp"
-#include "bench/reference_event.hpp"
+#include "bench/reference_batch.hpp"
 #include "messages/codec.hpp"
 
 #include <benchmark/benchmark.h>
@@ -28,38 +28,12 @@
 namespace {
 
 using namespace sluice;
+using bench::reference_events;
+using bench::reference_routes;
 
 constexpr size_t batch_events = 5000;
 
-/// Reference events `first..first+n-1` as the log hands them to the sinks (offsets set).
-event_batch reference_events(uint64_t first, size_t n) {
-  std::string body = "[";
-  for (size_t k = 0; k < n; ++k) {
-    if (k > 0)
-      body += ',';
-    bench::append_reference_event(body, first + k);
-  }
-  body += ']';
-  auto decoded = decode_json(body, 1732233600123);
-  if (!decoded.error.empty() || decoded.events.size() != n)
-    throw std::runtime_error("reference events did not decode: " + decoded.error);
-  for (size_t k = 0; k < n; ++k)
-    decoded.events[k].offset = 1000000 + first + k;
-  return std::move(decoded.events);
-}
 
-/// The routes of conf/reference.conf.
-const char* reference_routes = R"(
-[routes.errors]
-when = "type == \"error\""
-sinks = ["errors"]
-mask = ["card"]
-pii = "off"
-[routes._unmatched]
-sinks = ["events"]
-mask = ["card"]
-pii = "off"
-)";
 
 void reference_routing(benchmark::State& state) {
   auto events = reference_events(0, batch_events);

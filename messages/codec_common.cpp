@@ -170,28 +170,17 @@ bool mp_reader::next(mp_token& t) noexcept {
 }
 
 bool mp_reader::skip() noexcept {
-  // Every element takes at least one byte, so a bogus huge count ends at the input's end.
-  uint64_t pending = 1;
-  mp_token t;
-  while (pending > 0) {
-    if (!next(t))
-      return false;
-    --pending;
-    if (t.type == mp_type::array)
-      pending += t.count;
-    else if (t.type == mp_type::map)
-      pending += uint64_t{2} * t.count;
-  }
-  return true;
+  return skip_values(1);
 }
 
 bool mp_reader::skip_elements(const mp_token& container) noexcept {
+  return skip_values(container.type == mp_type::array ? uint64_t{container.count}
+                     : container.type == mp_type::map ? uint64_t{2} * container.count
+                                                      : 0);
+}
+
+bool mp_reader::skip_values(uint64_t pending) noexcept {
   // Every element takes at least one byte, so a bogus huge count ends at the input's end.
-  uint64_t pending = 0;
-  if (container.type == mp_type::array)
-    pending = container.count;
-  else if (container.type == mp_type::map)
-    pending = uint64_t{2} * container.count;
   mp_token t;
   while (pending > 0) {
     if (!next(t))

@@ -5,6 +5,7 @@
 
 #include "messages/codec.hpp"
 #include "tests/unit/codec_test_helpers.hpp"
+#include "tests/unit/json_string_reference.hpp"
 
 #include <gtest/gtest.h>
 #include <simdjson.h>
@@ -18,6 +19,7 @@
 using namespace sluice;
 using sluice::test::envelope;
 using sluice::test::mp_builder;
+using sluice::test::reference_json_string;
 
 namespace {
 
@@ -43,50 +45,6 @@ std::string with_attrs(std::string_view attrs_json) {
   return out;
 }
 
-/// The escaping rules one byte at a time (as tests/unit/codec_render_blocks_test.cpp states
-/// them): `"` and `\` escaped, \b \f \n \r \t short, other control characters \u00xx, valid UTF-8
-/// copied, in invalid UTF-8 each invalid byte \ufffd.
-std::string reference_json_string(std::string_view s) {
-  static constexpr char hex[] = "0123456789abcdef";
-  const bool valid = simdjson::validate_utf8(s.data(), s.size());
-  std::string out = "\"";
-  for (size_t i = 0; i < s.size();) {
-    auto c = static_cast<unsigned char>(s[i]);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      switch (c) {
-        case '\b': out += "\\b"; break;
-        case '\f': out += "\\f"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        default:
-          out += "\\u00";
-          out += hex[c >> 4];
-          out += hex[c & 0xf];
-      }
-    } else if (c < 0x80 || valid) {
-      out += static_cast<char>(c);
-    } else {
-      size_t len = 0;
-      for (size_t n = 2; n <= 4 && len == 0; ++n)
-        if (i + n <= s.size() && simdjson::validate_utf8(s.data() + i, n))
-          len = n;
-      if (len == 0) {
-        out += "\\ufffd";
-      } else {
-        out.append(s.data() + i, len);
-        i += len;
-        continue;
-      }
-    }
-    ++i;
-  }
-  out += '"';
-  return out;
-}
 
 } // namespace
 
