@@ -12,7 +12,7 @@
 #include "actors/catalog.hpp"
 #include "actors/profile_model.hpp"
 #include "messages/attr_paths.hpp"
-#include "playback_attrs.hpp"
+#include "reference_struct.hpp"
 
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
@@ -29,21 +29,9 @@ namespace {
 
 constexpr uint64_t reference_pool = 10'000;
 
-/// Reference-job event `k` as the gateway decodes it (bench/shard_lookup_bench.cpp's).
+/// Reference-job event `k` of wrk thread 0 as the gateway decodes it.
 event reference_event(uint64_t k) {
-  static const char* const types[] = {"play",      "pause",     "seek",      "stop",
-                                      "heartbeat", "heartbeat", "heartbeat", "heartbeat",
-                                      "bitrate_change", "heartbeat"};
-  event e;
-  e.id = fmt::format("{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}", k, 0, k % 4096, (k * 7) % 4096,
-                     k * uint64_t{2654435761} % uint64_t{281474976710656});
-  e.type = k % 20 == 0 ? "error" : types[k % 10];
-  e.device_id = fmt::format("dev-{:016x}", (k * 40503) % uint64_t{18446744073709});
-  e.profile_id = fmt::format("prof-{:010}", k % 9999991);
-  e.ts = static_cast<int64_t>(uint64_t{1732233600000} + k);
-  e.attrs = sluice::bench::playback_attrs(fmt::format("title-{:08}", k % 99991),
-                                          static_cast<int64_t>((k * 1337) % 7200000));
-  return e;
+  return bench::reference_event(k, 0);
 }
 
 std::vector<event> reference_events() {

@@ -2,6 +2,7 @@
 
 #include "messages/attr_paths.hpp"
 #include "messages/codec.hpp"
+#include "tests/unit/codec_test_helpers.hpp"
 
 #include <gtest/gtest.h>
 
@@ -10,14 +11,9 @@
 #include <vector>
 
 using namespace sluice;
+using sluice::test::attrs_of;
 
 namespace {
-
-std::string attrs_of(const std::string& json) {
-  auto b = decode_json(json, 5);
-  EXPECT_TRUE(b.ok()) << b.error;
-  return b.events.empty() ? std::string{} : b.events.front().attrs;
-}
 
 TEST(find_attrs, finds_what_find_attr_finds_and_skips_maps_no_path_reaches_into) {
   auto attrs = attrs_of(R"({"type":"play","device_id":"d","ts":1,

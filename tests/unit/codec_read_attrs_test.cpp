@@ -3,6 +3,7 @@
 
 #include "messages/attr_paths.hpp"
 #include "messages/codec.hpp"
+#include "tests/unit/codec_test_helpers.hpp"
 
 #include <gtest/gtest.h>
 
@@ -11,14 +12,9 @@
 #include <vector>
 
 using namespace sluice;
+using sluice::test::attrs_of;
 
 namespace {
-
-std::string attrs_of(const std::string& json) {
-  auto b = decode_json(json, 5);
-  EXPECT_TRUE(b.ok()) << b.error;
-  return b.events.empty() ? std::string{} : b.events.front().attrs;
-}
 
 TEST(read_attrs, sets_every_slot_to_what_find_attr_answers_also_when_attrs_are_damaged) {
   auto attrs = attrs_of(R"({"type":"play","device_id":"d","ts":1,"title_id":"t-1",

@@ -4,6 +4,8 @@
 
 #include "messages/codec.hpp"
 
+#include <gtest/gtest.h>
+
 #include <msgpack.hpp>
 
 #include <cstring>
@@ -98,6 +100,14 @@ inline std::string rejection_for(const decoded_batch& b, uint32_t index) {
     if (r.index == index)
       return r.error;
   return "<accepted>";
+}
+
+/// The msgpack attrs the JSON decoder makes of the one event in `json` (empty when it has none
+/// or the body does not decode; a failed decode is a test failure).
+inline std::string attrs_of(const std::string& json) {
+  auto b = decode_json(json, 5);
+  EXPECT_TRUE(b.ok()) << b.error;
+  return b.events.empty() ? std::string{} : b.events.front().attrs;
 }
 
 } // namespace sluice::test
