@@ -123,9 +123,8 @@ apply_outcome aggregate_model::apply(const event& e, const catalog& cat) {
     return apply_outcome::ignored;
   // A playback event as docs/profiles.md defines it: a string title_id and a number position_ms
   // (a float is truncated, a negative value counts as 0).
-  // Left uninitialized: read_attrs sets every slot.
-  alignas(attr_slot) unsigned char storage[2 * sizeof(attr_slot)];
-  auto* attrs = reinterpret_cast<attr_slot*>(storage);
+  attr_slot_buffer<2> storage;
+  auto* attrs = storage.get();
   read_attrs(e.attrs, playback_paths, attrs);
   auto& title_attr = attrs[0];
   if (!title_attr.found || title_attr.value.type != attr_value::kind::string

@@ -458,24 +458,21 @@ bool predicate::compile(std::string_view text, std::string& error, size_t& error
   nodes_.clear();
   root_ = -1;
   predicate_parser parser{text, *this};
-  envelope_string_test_ = false;
   if (!parser.run(error)) {
     error_offset = parser.error_offset_;
     nodes_.clear();
     root_ = -1;
     return false;
   }
-  if (root_ >= 0) {
-    // `id`, `type` and `device_id` are always present (profile_id is absent when empty), so
-    // for them `==` and `!=` against a string are plain string comparisons.
-    auto& r = nodes_[static_cast<size_t>(root_)];
-    envelope_string_test_ = (r.kind == op::eq || r.kind == op::ne)
-                            && (r.source == field::id || r.source == field::type
-                                || r.source == field::device_id)
-                            && r.values.size() == 1
-                            && r.values[0].type == literal::kind::string;
-  }
   return true;
+}
+
+bool predicate::eval(const event& e) const {
+  return root_ < 0 || eval_node(root_, e, nullptr);
+}
+
+bool predicate::eval(const event& e, const attr_slot* slots) const {
+  return root_ < 0 || eval_node(root_, e, slots);
 }
 
 void predicate::assign_slots(std::vector<std::string>& paths) {
@@ -656,24 +653,6 @@ bool predicate::eval_node(int32_t index, const event& e, const attr_slot* slots)
     case op::ge: return c && *c >= 0;
     default: return false;
   }
-}
-
-bool predicate::eval(const event& e) const {
-  return eval(e, nullptr);
-}
-
-bool predicate::eval(const event& e, const attr_slot* slots) const {
-  if (root_ < 0)
-    return true;
-  if (envelope_string_test_) {
-    // The common route `type == "error"` without the tree walk and its field copy.
-    auto& n = nodes_[static_cast<size_t>(root_)];
-    const std::string& value = n.source == field::type ? e.type
-                               : n.source == field::id ? e.id
-                                                       : e.device_id;
-    return same(value, n.values[0].s) == (n.kind == op::eq);
-  }
-  return eval_node(root_, e, slots);
 }
 
 } // namespace sluice

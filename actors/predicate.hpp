@@ -91,9 +91,6 @@ private:
   bool eval_node(int32_t index, const event& e, const attr_slot* slots) const;
   std::vector<node> nodes_;
   int32_t root_ = -1;
-  /// The whole predicate is `id`, `type` or `device_id` `==` or `!=` a string (set by `compile`):
-  /// `eval` compares directly.
-  bool envelope_string_test_ = false;
   friend class predicate_parser;
 };
 

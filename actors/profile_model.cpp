@@ -129,9 +129,8 @@ bool profile_model::apply_one(const event& e) {
   auto rank = rank_of(e.type);
   if (rank < 0)
     return true;
-  // Left uninitialized: read_attrs sets every slot.
-  alignas(attr_slot) unsigned char storage[3 * sizeof(attr_slot)];
-  auto* attrs = reinterpret_cast<attr_slot*>(storage);
+  attr_slot_buffer<3> storage;
+  auto* attrs = storage.get();
   read_attrs(e.attrs, playback_paths, attrs);
   auto& title = attrs[0];
   auto position = as_int(attrs[1]);

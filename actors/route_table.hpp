@@ -81,8 +81,8 @@ struct route_table {
   template <class F>
   bool match(const event& e, F&& fn) const {
     // Raw storage: resolve_attr_slots initializes the slots it uses (no per-event memset).
-    alignas(attr_slot) unsigned char storage[sizeof(attr_slot) * max_attr_slots];
-    auto* slots = reinterpret_cast<attr_slot*>(storage);
+    attr_slot_buffer<max_attr_slots> storage;
+    auto* slots = storage.get();
     const attr_slot* resolved = !attr_paths.empty()
                                     && resolve_attr_slots(e.attrs, attr_paths, slots)
                                   ? slots

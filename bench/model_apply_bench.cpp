@@ -57,8 +57,8 @@ void bm_read_attrs_slots(benchmark::State& state) {
   auto events = reference_events();
   size_t n = 0;
   for (auto _ : state) {
-    alignas(attr_slot) unsigned char storage[3 * sizeof(attr_slot)];
-    auto* slots = reinterpret_cast<attr_slot*>(storage);
+    attr_slot_buffer<3> storage;
+    auto* slots = storage.get();
     read_attrs(events[n++ % events.size()].attrs, paths, slots);
     benchmark::DoNotOptimize(slots);
     benchmark::ClobberMemory();

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 namespace sluice {
@@ -16,6 +17,18 @@ namespace sluice {
 struct attr_slot {
   bool found = false;
   attr_value value;
+};
+
+/// Room for `N` slots left uninitialized, for `read_attrs` / `find_attrs` (which set every slot
+/// they are given): hot callers skip zeroing them per event. Nothing to destroy: a slot holds
+/// views only.
+template <size_t N>
+struct attr_slot_buffer {
+  static_assert(std::is_trivially_destructible_v<attr_slot>);
+  alignas(attr_slot) unsigned char bytes[N * sizeof(attr_slot)];
+  attr_slot* get() noexcept {
+    return reinterpret_cast<attr_slot*>(bytes);
+  }
 };
 
 /// Looks up every path of `paths` (attribute paths, dotted) in the msgpack map `attrs` in one

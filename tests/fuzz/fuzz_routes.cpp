@@ -117,8 +117,8 @@ void run_predicate(std::string_view text) {
   }
   std::vector<std::string> paths;
   p.assign_slots(paths);
-  alignas(attr_slot) unsigned char storage[sizeof(attr_slot) * max_attr_slots];
-  auto* slots = reinterpret_cast<attr_slot*>(storage);
+  attr_slot_buffer<max_attr_slots> storage;
+  auto* slots = storage.get();
   for (const auto& e : fixed_events()) {
     bool plain = p.eval(e);
     if (!paths.empty() && resolve_attr_slots(e.attrs, paths, slots)

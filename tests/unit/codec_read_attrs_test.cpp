@@ -27,9 +27,9 @@ TEST(read_attrs, sets_every_slot_to_what_find_attr_answers_also_when_attrs_are_d
     for (size_t cut = 0; cut <= attrs.size(); ++cut) {
       auto bytes = std::string_view{attrs}.substr(0, cut);
       // Garbage in the slots beforehand: every one is set, found or not.
-      alignas(attr_slot) unsigned char storage[6 * sizeof(attr_slot)];
-      std::memset(storage, 0xa5, sizeof storage);
-      auto* slots = reinterpret_cast<attr_slot*>(storage);
+      attr_slot_buffer<6> storage;
+      std::memset(storage.bytes, 0xa5, sizeof storage.bytes);
+      auto* slots = storage.get();
       read_attrs(bytes, *paths, slots);
       for (size_t i = 0; i < paths->size(); ++i) {
         auto want = find_attr(bytes, (*paths)[i]);
@@ -45,8 +45,8 @@ TEST(read_attrs, sets_every_slot_to_what_find_attr_answers_also_when_attrs_are_d
     }
   }
   // The whole map: a repeated path gets the same value in both of its slots.
-  alignas(attr_slot) unsigned char storage[6 * sizeof(attr_slot)];
-  auto* slots = reinterpret_cast<attr_slot*>(storage);
+  attr_slot_buffer<6> storage;
+  auto* slots = storage.get();
   read_attrs(attrs, top, slots);
   ASSERT_TRUE(slots[0].found && slots[3].found);
   EXPECT_EQ(slots[0].value.s, "t-1");
