@@ -460,3 +460,39 @@ TEST(log_store, pages_read_after_the_map_grew_are_released_from_the_new_mapping)
   EXPECT_LT(resident_kib_under(dir.sub("env")), 1024u)
     << "the pages of the grown map were not released: the old mapping's range was used";
 }
+
+TEST(log_store, trimming_records_larger_than_a_page_counts_their_stored_bytes_exactly) {
+  // The trim takes a record's end from the next record's key and its size from LMDB's node,
+  // without reading the value: records on overflow pages, the last one ending at next_offset.
+  temp_dir dir;
+  environment env{options_for(dir)};
+  log_store log{env};
+  log.open();
+  std::string batch(20 * 1024, 'y');
+  log.checkpoint();
+  {
+    write_txn txn{env};
+    for (int r = 0; r < 40; ++r)
+      log.append(txn, 100, batch);
+    log.append(txn, 7, "short");
+    txn.commit();
+  }
+  {
+    write_txn txn{env};
+    EXPECT_EQ(log.trim(txn, 30 * 100 + 1), 30u);
+    txn.commit();
+  }
+  EXPECT_EQ(log.stats().records, 11u);
+  EXPECT_EQ(log.stats().first_offset, 30u * 100 + 1);
+  EXPECT_EQ(log.stats().bytes, 10u * (4 + batch.size()) + (4 + 5));
+  {
+    write_txn txn{env};
+    EXPECT_EQ(log.trim(txn, 40 * 100 + 7), 10u) << "the last record still holds offset 4007";
+    EXPECT_EQ(log.trim(txn, 40 * 100 + 8), 1u) << "the last record ends at the next offset";
+    txn.commit();
+  }
+  EXPECT_EQ(log.stats().records, 0u);
+  EXPECT_EQ(log.stats().bytes, 0u);
+  EXPECT_EQ(log.stats().next_offset, 40u * 100 + 8);
+  EXPECT_TRUE(read_all(log, 0).empty());
+}
