@@ -518,6 +518,21 @@ void run_commit(self_ptr self, bool bounded = true) {
       return;
     }
   }
+  // The events move into the batch the consumers get before anything else reads them: one pass
+  // over memory the gateway threads wrote (cold here), after which encoding and the offsets find
+  // them in this core's cache. Moved after the commit, they were cold again: the fsync lets other
+  // threads run, and this one often wakes on the other core. `request_ends[i]`: where request i's
+  // events end in `committed`.
+  event_batch committed;
+  committed.reserve(st.pending_events);
+  std::vector<size_t> request_ends;
+  request_ends.reserve(st.pending.size());
+  for (auto& req : st.pending) {
+    for (auto& e : req.events)
+      committed.push_back(std::move(e));
+    req.events = event_batch{}; // the moved-from shells go while they are in cache
+    request_ends.push_back(committed.size());
+  }
   for (;;) {
     ranges.clear();
     trimmed = 0;
@@ -526,17 +541,22 @@ void run_commit(self_ptr self, bool bounded = true) {
     st.log->checkpoint();
     try {
       persistence::write_txn txn{*st.deps.env};
-      for (auto& req : st.pending) {
+      size_t begin = 0;
+      for (auto end : request_ends) {
         // Encoded straight into the space LMDB reserves for the record: no copy through a buffer.
-        auto size = log_record_size(req.events);
+        auto* events = committed.data() + begin;
+        auto count = end - begin;
+        auto size = log_record_size(events, count);
         uint64_t first = 0;
-        char* dst = st.log->append_reserved(txn, static_cast<uint32_t>(req.events.size()), size,
-                                            first);
-        if (!write_log_record(req.events, dst, size)) // cannot happen: the size is msgpack-c's
+        char* dst = st.log->append_reserved(txn, static_cast<uint32_t>(count), size, first);
+        if (!write_log_record(events, count, dst, size)) // cannot happen: the size is msgpack-c's
           throw persistence::lmdb_error(EINVAL, "a log record's encoding did not fill the space "
                                                 "computed for it (a bug; nothing stored)");
-        ranges.emplace_back(first, first + req.events.size() - 1);
+        for (size_t i = 0; i < count; ++i) // the same again after a retry: `rollback` rewinds
+          events[i].offset = first + i;
+        ranges.emplace_back(first, first + count - 1);
         bytes += size;
+        begin = end;
       }
       if (st.sessions && !st.pending.empty())
         st.sessions->write(txn); // session state lands with the events that moved it
@@ -570,6 +590,8 @@ void run_commit(self_ptr self, bool bounded = true) {
         st.commit_failures->inc();
         st.out_of_space = true;
         fail_appends(self, std::string{"storage is full: "} + e.what());
+        committed.clear();
+        request_ends.clear();
         continue;
       }
       log_json("error", "ingest log commit failed", {{"reason", e.what()}});
@@ -586,21 +608,13 @@ void run_commit(self_ptr self, bool bounded = true) {
   st.commits->inc();
   st.appended_bytes->inc(bytes);
   // Answer every request in arrival order, then hand the committed events on.
-  event_batch committed;
-  committed.reserve(st.pending_events);
   log_offset upto = 0;
   for (size_t i = 0; i < st.pending.size(); ++i) {
-    auto& req = st.pending[i];
     auto [first, last] = ranges[i];
-    req.reply(ingest_outcome{{}, first, last});
-    st.appended_events->inc(req.events.size());
-    auto off = first;
-    for (auto& e : req.events) {
-      e.offset = off++;
-      committed.push_back(std::move(e));
-    }
+    st.pending[i].reply(ingest_outcome{{}, first, last});
     upto = last;
   }
+  st.appended_events->inc(committed.size());
   for (size_t i = 0; i < ends.size(); ++i)
     st.pending_checkpoints[i].written = ends[i];
   for (size_t i = 0; i < landing; ++i) {

@@ -71,13 +71,20 @@ decoded_batch decode_msgpack(std::string_view body, int64_t ingest_ts,
 /// not kept). Layout: messages/codec_log.cpp.
 void encode_log_record(const event_batch& events, std::string& out);
 
-/// The number of bytes `encode_log_record` appends for `events`.
-size_t log_record_size(const event_batch& events) noexcept;
+/// The number of bytes `encode_log_record` appends for the `count` events at `events`.
+size_t log_record_size(const event* events, size_t count) noexcept;
+inline size_t log_record_size(const event_batch& events) noexcept {
+  return log_record_size(events.data(), events.size());
+}
 
-/// Writes what `encode_log_record` appends into `dst`, which holds exactly `size` =
-/// `log_record_size(events)` bytes (e.g. space reserved in the store): no copy through a string.
-/// Never writes past `size`; returns false when the encoding did not fill it exactly.
-bool write_log_record(const event_batch& events, char* dst, size_t size);
+/// Writes what `encode_log_record` appends for the `count` events at `events` into `dst`, which
+/// holds exactly `size` = `log_record_size(events, count)` bytes (e.g. space reserved in the
+/// store): no copy through a string. Never writes past `size`; returns false when the encoding did
+/// not fill it exactly.
+bool write_log_record(const event* events, size_t count, char* dst, size_t size);
+inline bool write_log_record(const event_batch& events, char* dst, size_t size) {
+  return write_log_record(events.data(), events.size(), dst, size);
+}
 
 /// Decodes a log record written by `encode_log_record` (records written before forwarded events
 /// existed included), assigning offsets `first, first+1, ...`; `origin` and `origin_offset` come

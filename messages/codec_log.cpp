@@ -59,10 +59,11 @@ struct area_writer {
   }
 };
 
-/// Encodes `events` with `pk` (the layout at the top of this file).
+/// Encodes the `count` events at `events` with `pk` (the layout at the top of this file).
 template <class Writer>
-void pack_events(msgpack::packer<Writer>& pk, const event_batch& events) {
-  for (const auto& e : events) {
+void pack_events(msgpack::packer<Writer>& pk, const event* events, size_t count) {
+  for (const event* end = events + count; events != end; ++events) {
+    const event& e = *events;
     const bool forwarded = !e.origin.empty();
     pk.pack_array(forwarded ? log_forwarded_event_fields : log_event_fields);
     pack_string(pk, e.id);
@@ -203,12 +204,13 @@ void materialize(const event_view& v, event& e) {
 void encode_log_record(const event_batch& events, std::string& out) {
   detail::string_writer w{&out};
   msgpack::packer<detail::string_writer> pk{w};
-  pack_events(pk, events);
+  pack_events(pk, events.data(), events.size());
 }
 
-size_t log_record_size(const event_batch& events) noexcept {
+size_t log_record_size(const event* events, size_t count) noexcept {
   size_t n = 0;
-  for (const auto& e : events) {
+  for (const event* end = events + count; events != end; ++events) {
+    const event& e = *events;
     n += 1; // the array header: 7 or 9 elements, a fixarray
     n += str_size(e.id.size()) + str_size(e.type.size()) + str_size(e.device_id.size());
     n += e.profile_id.empty() ? 1 : str_size(e.profile_id.size());
@@ -219,10 +221,10 @@ size_t log_record_size(const event_batch& events) noexcept {
   return n;
 }
 
-bool write_log_record(const event_batch& events, char* dst, size_t size) {
+bool write_log_record(const event* events, size_t count, char* dst, size_t size) {
   area_writer w{dst, dst + size};
   msgpack::packer<area_writer> pk{w};
-  pack_events(pk, events);
+  pack_events(pk, events, count);
   return !w.overflow && w.p == w.end;
 }
 
