@@ -116,27 +116,20 @@ struct record {
   size_t stored_bytes; ///< size of the stored value, prefix included
 };
 
-/// A record's first offset, checking the shapes of its key and value without reading the value
-/// (which would map its page into the process).
-uint64_t stored_key(const MDB_val& key, const MDB_val& value) {
-  if (key.mv_size != 8 || value.mv_size < count_prefix_bytes)
+record parse(const MDB_val& key, const MDB_val& value) {
+  auto k = to_view(key);
+  auto v = to_view(value);
+  if (k.size() != 8 || v.size() < count_prefix_bytes)
     throw lmdb_error(MDB_CORRUPTED,
-                     "log record with a " + std::to_string(key.mv_size) + "-byte key and a "
-                       + std::to_string(value.mv_size)
+                     "log record with a " + std::to_string(k.size()) + "-byte key and a "
+                       + std::to_string(v.size())
                        + "-byte value: expected an 8-byte offset and a 4-byte event count; the "
                          "ingest log in this data-dir is damaged or was written by another program");
-  return decode_be64(to_view(key));
-}
-
-record parse(const MDB_val& key, const MDB_val& value) {
-  auto first = stored_key(key, value);
-  auto v = to_view(value);
   uint32_t count = 0;
   for (size_t i = 0; i < count_prefix_bytes; ++i)
     count = (count << 8) | static_cast<unsigned char>(v[i]);
-  return {first, count, v.substr(count_prefix_bytes), v.size()};
+  return {decode_be64(k), count, v.substr(count_prefix_bytes), v.size()};
 }
-
 
 } // namespace
 
@@ -255,33 +248,28 @@ size_t log_store::trim(write_txn& txn, uint64_t below, size_t max_records, bool*
   uint64_t new_first = 0;
   if (more != nullptr)
     *more = false;
-  // A record's values are never read here: offsets are dense, so a record ends where the next one
-  // begins (the last one at the log's next offset), and LMDB gives a value's size from its leaf
-  // node. Reading the count prefix would fault the record's first page into this process (and
-  // the neighbours the kernel maps around it), each then to be unmapped again: a page fault and
-  // a TLB shootdown on every core per trimmed batch, ~6% of the log writer's time under load.
+  std::optional<page_releaser> released; // the map is looked up once per trim that removes any
   MDB_val k;
   MDB_val v;
   while (cur.get(k, v, MDB_FIRST, "MDB_FIRST")) {
-    auto first = stored_key(k, v);
-    auto stored_bytes = v.mv_size;
-    MDB_val next_k;
-    MDB_val next_v;
-    auto end = cur.get(next_k, next_v, MDB_NEXT, "MDB_NEXT") ? stored_key(next_k, next_v)
-                                                             : stats_.next_offset;
-    new_first = first;
-    if (end > below) // its last offset, end - 1, is >= below
+    auto rec = parse(k, v);
+    new_first = rec.first;
+    if (rec.first + rec.count > below) // its last offset, first + count - 1, is >= below
       break;
     if (removed == max_records) { // the rest is for a later transaction
       if (more != nullptr)
         *more = true;
       break;
     }
-    cur.get(k, v, MDB_FIRST, "MDB_FIRST"); // back to the record, which MDB_NEXT moved past
     cur.del();
+    if (!released) {
+      auto [map_begin, map_end] = mapped();
+      released.emplace(map_range{map_begin, map_end});
+    }
+    released->add(v); // reading its count mapped the record's first page
     ++removed;
     --stats_.records;
-    stats_.bytes -= stored_bytes;
+    stats_.bytes -= rec.stored_bytes;
     new_first = 0; // nothing left unless the next round finds a record
   }
   if (removed > 0) {

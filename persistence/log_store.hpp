@@ -48,14 +48,14 @@ public:
   /// until `fn` returns false. `count` is the number of events in the record; `value` is the batch
   /// as appended (without the count prefix) and is valid only during the call: afterwards the
   /// pages of a value of at least one page are unmapped from the process (`madvise`; they stay in
-  /// the page cache), so reading a large backlog does not leave it in the process's RSS.
+  /// the page cache), so reading a large backlog does not leave it in the process's RSS. `trim`
+  /// does the same for the records it deletes.
   void read(uint64_t from,
             const std::function<bool(uint64_t, uint32_t, std::string_view)>& fn) const;
   /// Deletes the records whose events all lie below `below`, oldest first and at most
   /// `max_records` of them; returns records removed. `more`, when given, is set to whether
   /// records below `below` remain because of `max_records` (a writer spreads a large trim over
-  /// several transactions: each deletion costs a B-tree update and frees pages). It never reads a
-  /// record's value, so it maps none of their pages into the process.
+  /// several transactions: each deletion costs a B-tree update and frees pages).
   size_t trim(write_txn& txn, uint64_t below,
               size_t max_records = std::numeric_limits<size_t>::max(), bool* more = nullptr);
   const log_stats& stats() const noexcept {
@@ -72,8 +72,8 @@ public:
 
 private:
   /// Where the environment's data file is mapped: looked up in /proc/self/maps (LMDB does not tell)
-  /// once, and again only when the map size changed (`environment::grow` remaps the file). `read`
-  /// releases the pages of what it read through it. Thread-safe.
+  /// once, and again only when the map size changed (`environment::grow` remaps the file). Trims
+  /// and catch-up reads release the pages of what they read through it. Thread-safe.
   std::pair<uintptr_t, uintptr_t> mapped() const;
 
   environment& env_;

@@ -462,8 +462,8 @@ TEST(log_store, pages_read_after_the_map_grew_are_released_from_the_new_mapping)
 }
 
 TEST(log_store, trimming_records_larger_than_a_page_counts_their_stored_bytes_exactly) {
-  // The trim takes a record's end from the next record's key and its size from LMDB's node,
-  // without reading the value: records on overflow pages, the last one ending at next_offset.
+  // Records on overflow pages (their size comes from LMDB's node), and a last one that ends at
+  // the log's next offset.
   temp_dir dir;
   environment env{options_for(dir)};
   log_store log{env};
