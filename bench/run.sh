@@ -201,6 +201,27 @@ cpu_note() {
     printf "cpu: %s: node CPU %.1f s (start to caught up) / %d events = %.2f us/event", n, c / t, e, (e > 0) ? 1e6 * c / t / e : 0 }')")
 }
 
+# commit_note NAME: the node's group commits (LMDB write and fsync) over its life, from the
+# `sluice_commit_latency_seconds` histogram, as a line under the table: how many, their mean, how
+# many took over 10 and over 100 ms, and the bucket the slowest fell in. Acks wait for their
+# commit, so a tail in the latency columns that shows here too came from the disk (a stall of the
+# device or the host), not from the node's CPU.
+commit_note() {
+  NOTES+=("$(metrics | awk -v n="$1" '
+    index($1, "sluice_commit_latency_seconds_bucket{") == 1 {
+      match($1, /le="[^"]*"/); k++; le[k] = substr($1, RSTART + 4, RLENGTH - 5); c[k] = $2 }
+    $1 == "sluice_commit_latency_seconds_count" { total = $2 }
+    $1 == "sluice_commit_latency_seconds_sum" { sum = $2 }
+    END {
+      over10 = total; over100 = total; slowest = "-"
+      for (i = 1; i <= k; i++) {
+        if (le[i] == "0.01") over10 = total - c[i]
+        if (le[i] == "0.1") over100 = total - c[i]
+        if (slowest == "-" && c[i] >= total) slowest = le[i]
+      }
+      printf "commits: %s: %d group commits, mean %.2f ms, %d over 10 ms, %d over 100 ms, slowest <= %s s", n, total, total ? 1000 * sum / total : 0, over10, over100, slowest }')")
+}
+
 field() { grep -o "\b$1=[^ ]*" <<<"$2" | head -n 1 | cut -d= -f2; }
 
 # After SIGTERM: every acknowledged event is in exactly one sink file, no card number unmasked.
@@ -248,6 +269,7 @@ loadgen_scenario() {
   accepted=$(($(metrics | metric_sum sluice_events_accepted_total) - accepted0))
   time_catch_up
   cpu_note "$name" "$accepted"
+  commit_note "$name"
   stop_node TERM
   check_sinks "$accepted"
   [[ -n $eps && $CLIENT_RC -le 1 ]] || { FAILED+=("$name"); row "$name" loadgen - - - - - - - "$gtext" - "client failed"; return 0; }
@@ -276,6 +298,7 @@ scenario_ref_wrk() {
   local kept
   kept=$(($(metrics | metric_sum sluice_events_accepted_total) - accepted0))
   cpu_note ref-wrk "$kept"
+  commit_note ref-wrk
   stop_node TERM
   if [[ -z $res ]]; then
     log "ref-wrk: no RESULT line: $CLIENT_OUT"
