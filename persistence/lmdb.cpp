@@ -28,6 +28,15 @@ constexpr const char* db_names[db_count] = {
   "log", "offsets", "devices", "profiles", "aggregates", "routes", "meta", "sessions",
 };
 
+/// Flags of every environment:
+/// - MDB_NOTLS: a reader slot belongs to its read transaction, not to the thread, so any thread
+///   may open read transactions, several at once (see `environment`);
+/// - MDB_NOMEMINIT: LMDB does not zero the unused tail of the pages it allocates before writing
+///   them. Every log record is a value of overflow pages of its own (~20 KB for a 100-event batch),
+///   and zeroing the last 4 KiB page of each was 2% of the log writer's time. The bytes left there
+///   are this process's own heap, written into a file that already holds every event unmasked.
+constexpr unsigned int base_env_flags = MDB_NOTLS | MDB_NOMEMINIT;
+
 /// Environment flags for each durability mode (`base_env_flags` are added for every mode).
 ///
 /// `periodic` and `none` use the same flags: MDB_NOSYNC skips the data and the meta fsync on
@@ -39,15 +48,6 @@ constexpr const char* db_names[db_count] = {
 /// so a process crash loses nothing; only power loss / kernel crash loses unsynced commits. The
 /// modes differ in who syncs: `periodic` owners call `environment::flush` on a timer, `none` owners
 /// never do (the destructor still syncs once on a clean close).
-/// Flags of every environment:
-/// - MDB_NOTLS: read transactions are not tied to a thread (the log reader and the query paths
-///   hand them over between calls);
-/// - MDB_NOMEMINIT: LMDB does not zero the unused tail of the pages it allocates before writing
-///   them. Every log record is a value of overflow pages of its own (~20 KB for a 100-event batch),
-///   and zeroing the last 4 KiB page of each was 2% of the log writer's time. The bytes left there
-///   are this process's own heap, written into a file that already holds every event unmasked.
-constexpr unsigned int base_env_flags = MDB_NOTLS | MDB_NOMEMINIT;
-
 unsigned int durability_flags(durability mode) noexcept {
   switch (mode) {
     case durability::sync:
