@@ -15,6 +15,7 @@
 #include "actors/route_table.hpp"
 #include "actors/sinks/file/file_sink.hpp"
 #include "messages/codec.hpp"
+#include "file_sink_setup.hpp"
 #include "reference_batch.hpp"
 
 #include <benchmark/benchmark.h>
@@ -414,9 +415,7 @@ BENCHMARK(file_write_one_write)->Name("file_write/one_write")->Arg(2048)->Arg(65
 void file_write_chunked(benchmark::State& state) {
   reference_sinks f{static_cast<size_t>(state.range(0))};
   auto events = events_sink_batch(f);
-  event_refs refs;
-  for (auto& e : events)
-    refs.push_back(&e);
+  auto refs = bench::refs_of(events);
   temp_file file;
   file_sink_config cfg;
   cfg.path = file.path;

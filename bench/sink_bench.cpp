@@ -11,6 +11,7 @@
 // writes its files under $SLUICE_BENCH_DIR (default /tmp; not a tmpfs, or there is no disk).
 
 #include "actors/sinks/file/file_sink.hpp"
+#include "bench/file_sink_setup.hpp"
 #include "bench/reference_batch.hpp"
 #include "messages/codec.hpp"
 
@@ -51,19 +52,11 @@ BENCHMARK(render_ndjson);
 
 void file_sink_write_dev_null(benchmark::State& state) {
   auto events = reference_events(0, 1000);
-  event_refs refs;
-  for (auto& e : events)
-    refs.push_back(&e);
-  file_sink_config cfg;
-  cfg.path = "/dev/null";
-  cfg.fsync = false;
-  file_sink sink{cfg, "node-1"};
-  std::string error;
-  if (sink.start(error) != sink_status::ok)
-    throw std::runtime_error(error);
+  auto refs = bench::refs_of(events);
+  auto sink = bench::dev_null_file_sink();
   for (auto _ : state) {
     write_report report;
-    if (sink.write_refs(refs, report) != sink_status::ok)
+    if (sink->write_refs(refs, report) != sink_status::ok)
       state.SkipWithError(report.error.c_str());
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * refs.size()));
@@ -85,9 +78,7 @@ int64_t thread_cpu_ns() {
 /// sink starts on a new one, so the benchmark holds at most ~100 MB of disk.
 void file_sink_append(benchmark::State& state) {
   auto events = reference_events(0, 5000);
-  event_refs refs;
-  for (auto& e : events)
-    refs.push_back(&e);
+  auto refs = bench::refs_of(events);
   const char* base = std::getenv("SLUICE_BENCH_DIR");
   std::string tmpl = std::string{base ? base : "/tmp"} + "/sluice-sink-bench-XXXXXX";
   if (!::mkdtemp(tmpl.data()))

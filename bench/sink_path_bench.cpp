@@ -15,6 +15,7 @@
 #include "actors/route_actions.hpp"
 #include "actors/route_table.hpp"
 #include "actors/sinks/file/file_sink.hpp"
+#include "bench/file_sink_setup.hpp"
 #include "bench/reference_batch.hpp"
 #include "messages/codec.hpp"
 
@@ -77,16 +78,8 @@ BENCHMARK(reference_routing);
 
 void file_sink_render(benchmark::State& state) {
   auto events = reference_events(0, batch_events);
-  event_refs refs;
-  for (auto& e : events)
-    refs.push_back(&e);
-  file_sink_config cfg;
-  cfg.path = "/dev/null";
-  cfg.fsync = false;
-  file_sink sink{cfg, "node-1"};
-  std::string error;
-  if (sink.start(error) != sink_status::ok)
-    throw std::runtime_error(error);
+  auto refs = bench::refs_of(events);
+  auto sink = bench::dev_null_file_sink();
   const bool cold = state.range(0) != 0;
   std::vector<char> evict(cold ? 48 << 20 : 0);
   char fill = 0;
@@ -99,7 +92,7 @@ void file_sink_render(benchmark::State& state) {
       state.ResumeTiming();
     }
     write_report report;
-    if (sink.write_refs(refs, report) != sink_status::ok)
+    if (sink->write_refs(refs, report) != sink_status::ok)
       state.SkipWithError(report.error.c_str());
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * refs.size()));
